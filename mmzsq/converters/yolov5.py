@@ -1,0 +1,182 @@
+"""Read an Ultralytics YOLOv5 checkpoint without the Ultralytics source.
+
+An Ultralytics ``.pt`` is a pickled ``models.yolo.Model``; unpickling it
+normally needs the ``models``/``utils`` packages of the YOLOv5 repository.
+We unpickle it with a restricted unpickler instead: every ``nn.Module`` class
+(Ultralytics' own and ``torch.nn``'s) becomes a :class:`ModuleRecord` that only
+remembers its ``__dict__``; anything else outside a small allow-list is
+refused.  The tensors are then collected exactly as ``state_dict()`` would
+name them and renamed to mmyolo keys with mmyolo's own mapping.
+"""
+import collections
+import hashlib
+import importlib.util
+import os.path as osp
+import pickle
+import zipfile
+from typing import Dict, List, Tuple
+
+import torch
+
+__all__ = ['ModuleRecord', 'load_ultralytics_model', 'convert_yolov5']
+
+# Classes a YOLOv5 pickle may name besides nn.Module subclasses.
+_ALLOWED = {
+    ('collections', 'OrderedDict'): collections.OrderedDict,
+    ('builtins', 'set'): set,
+    ('__builtin__', 'set'): set,
+    ('torch._utils', '_rebuild_tensor_v2'): torch._utils._rebuild_tensor_v2,
+    ('torch._utils', '_rebuild_parameter'): torch._utils._rebuild_parameter,
+    ('torch', 'Size'): torch.Size,
+}
+_MODULE_PACKAGES = ('models.', 'utils.', 'torch.nn.modules.')
+
+
+class ModuleRecord:
+    """Stand-in for any pickled ``nn.Module``: keeps its state, runs nothing."""
+
+    def __init__(self, *args, **kwargs):
+        self.__dict__['_class'] = None
+
+    def __setstate__(self, state):
+        self.__dict__.update(state)
+
+    @property
+    def children(self) -> Dict[str, 'ModuleRecord']:
+        return self.__dict__.get('_modules') or {}
+
+
+def _record_class(module: str, name: str):
+    return type(name, (ModuleRecord, ), {'__module__': module,
+                                         '_class': f'{module}.{name}'})
+
+
+class _RestrictedUnpickler(pickle.Unpickler):
+
+    def find_class(self, module, name):
+        if (module, name) in _ALLOWED:
+            return _ALLOWED[(module, name)]
+        if module.startswith(_MODULE_PACKAGES):
+            return _record_class(module, name)
+        raise pickle.UnpicklingError(
+            f'refusing to load {module}.{name}: not part of a YOLOv5 '
+            'checkpoint')
+
+
+class _PickleModule:
+    """``pickle_module`` for ``torch.load`` with the restricted unpickler."""
+    Unpickler = _RestrictedUnpickler
+    load = pickle.load
+    __name__ = 'mmzsq_restricted_pickle'
+
+
+def _not_yolov5(path: str, why: str) -> ValueError:
+    return ValueError(
+        f'{path} is not an Ultralytics YOLOv5 checkpoint ({why}). Pass the '
+        '.pt released by ultralytics/yolov5 (e.g. yolov5n.pt v6.1); an '
+        'mmyolo/mmdet .pth needs no conversion.')
+
+
+def load_ultralytics_model(path: str) -> ModuleRecord:
+    """Unpickle the ``model`` (or ``ema``) entry of an Ultralytics ``.pt``."""
+    if not osp.isfile(path):
+        raise FileNotFoundError(
+            f'checkpoint not found: {path}. Give the path of an Ultralytics '
+            'YOLOv5 .pt file.')
+    if not zipfile.is_zipfile(path):
+        raise _not_yolov5(path, 'not a torch zip archive')
+    try:
+        ckpt = torch.load(path, map_location='cpu', weights_only=False,
+                          pickle_module=_PickleModule)
+    except pickle.UnpicklingError as e:
+        raise _not_yolov5(path, str(e)) from None
+    if not isinstance(ckpt, dict):
+        raise _not_yolov5(path, f'top level is {type(ckpt).__name__}')
+    model = ckpt.get('ema') or ckpt.get('model')
+    if not isinstance(model, ModuleRecord) or \
+            model._class != 'models.yolo.Model':
+        raise _not_yolov5(path, 'no models.yolo.Model under "model"')
+    return model
+
+
+def _named_tensors(rec: ModuleRecord,
+                   prefix: str = '') -> List[Tuple[str, torch.Tensor]]:
+    """What ``state_dict()`` would return for the pickled module tree."""
+    out = []
+    for attr in ('_parameters', '_buffers'):
+        for k, v in (rec.__dict__.get(attr) or {}).items():
+            if v is not None and k not in rec.__dict__.get(
+                    '_non_persistent_buffers_set', set()):
+                out.append((prefix + k, v.detach()))
+    for k, child in rec.children.items():
+        if child is not None:
+            out.extend(_named_tensors(child, f'{prefix}{k}.'))
+    return out
+
+
+def _mmyolo_key_maps():
+    """mmyolo's own YOLOv5 → mmyolo key mapping (P5 and P6)."""
+    spec = importlib.util.find_spec('mmyolo')  # locate without importing
+    if spec is None:
+        raise ImportError('mmyolo is not installed: run `make install`')
+    path = osp.join(
+        spec.submodule_search_locations[0], '.mim', 'tools', 'model_converters',
+        'yolov5_to_mmyolo.py')
+    spec = importlib.util.spec_from_file_location('_mmyolo_yolov5_conv', path)
+    mod = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(mod)
+    return mod.convert_dict_p5, mod.convert_dict_p6
+
+
+def _rename(key: str, detect_idx: str, convert_dict: dict) -> str:
+    """mmyolo's renaming rule; SPPF and Detect are mapped per sub-module."""
+    num, module = key.split('.')[1:3]
+    split_layers = ('9', '24') if detect_idx == '24' else ('11', '33')
+    prefix = f'model.{num}.{module}' if num in split_layers else f'model.{num}'
+    new_key = key.replace(prefix, convert_dict[prefix])
+    if '.m.' in new_key:
+        new_key = new_key.replace('.m.', '.blocks.').replace('.cv', '.conv')
+    elif 'bbox_head.head_module.proto_preds.cv' in new_key:
+        new_key = new_key.replace('bbox_head.head_module.proto_preds.cv',
+                                  'bbox_head.head_module.proto_preds.conv')
+    else:
+        new_key = new_key.replace('.cv1', '.main_conv').replace(
+            '.cv2', '.short_conv').replace('.cv3', '.final_conv')
+    return new_key
+
+
+def convert_yolov5(src: str) -> dict:
+    """Convert an Ultralytics YOLOv5 ``.pt`` to an mmyolo checkpoint dict.
+
+    The result holds only tensors and plain Python values, so it loads with
+    ``torch.load(..., weights_only=True)``.
+    """
+    model = load_ultralytics_model(src)
+    seq = model.children.get('model')
+    layers = seq.children if seq is not None else {}
+    detect = [k for k, m in layers.items()
+              if getattr(m, '_class', '') == 'models.yolo.Detect']
+    if len(detect) != 1 or detect[0] not in ('24', '33'):
+        raise _not_yolov5(src, f'Detect layer at {detect}, expected model.24 '
+                          '(P5) or model.33 (P6)')
+    p5, p6 = _mmyolo_key_maps()
+    convert_dict = p5 if detect[0] == '24' else p6
+    state_dict = collections.OrderedDict()
+    for key, tensor in _named_tensors(model):
+        if key.endswith('.anchors') or key.endswith('.anchor_grid'):
+            continue
+        state_dict[_rename(key, detect[0], convert_dict)] = \
+            tensor.float().clone()
+    names = getattr(model, 'names', None)
+    if isinstance(names, dict):
+        names = [names[i] for i in sorted(names)]
+    with open(src, 'rb') as f:
+        sha256 = hashlib.sha256(f.read()).hexdigest()
+    meta = dict(source=osp.basename(src), source_sha256=sha256,
+                converter='mmzsq.converters.yolov5',
+                arch='P6' if detect[0] == '33' else 'P5',
+                num_classes=int(model.yaml['nc']) if isinstance(
+                    getattr(model, 'yaml', None), dict) else None)
+    if names:
+        meta['dataset_meta'] = dict(classes=tuple(str(n) for n in names))
+    return dict(state_dict=state_dict, meta=meta)

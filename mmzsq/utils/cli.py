@@ -1,0 +1,49 @@
+"""Shared plumbing of the command-line tools: runner building and the
+one-line, fix-naming errors users get for bad input."""
+import contextlib
+import os.path as osp
+import sys
+
+from mmengine.config import Config
+
+
+class UserError(Exception):
+    """A mistake in the user's input; the tools print it as one line."""
+
+
+def check_checkpoint(path: str) -> None:
+    if not path or not osp.isfile(osp.expanduser(path)):
+        raise UserError(
+            f'checkpoint not found: {path}. Pass a .pth saved by '
+            'tools/train.py, or convert an Ultralytics YOLOv5 .pt first with '
+            'tools/model_converters/yolov5_to_mmyolo.py.')
+
+
+def build_runner(cfg: Config):
+    """``Runner.from_cfg`` (or ``cfg.runner_type``) with mmzsq's errors."""
+    from mmengine.registry import RUNNERS
+    from mmengine.runner import Runner
+    try:
+        if 'runner_type' in cfg:
+            return RUNNERS.build(cfg)
+        return Runner.from_cfg(cfg)
+    except KeyError as e:
+        msg = str(e).strip('"\'')
+        if 'mmzsq' not in msg:
+            raise
+        from mmengine.registry import MODELS as ROOT
+        if ROOT._search_child('mmzsq') is None:
+            raise UserError(
+                f'{msg}: mmzsq is not imported; add `custom_imports = '
+                "dict(imports=['mmzsq'])` to the config") from None
+        raise UserError(f'{msg}: not an mmzsq component; check the type '
+                        'name in the config') from None
+
+
+@contextlib.contextmanager
+def exit_on_user_error():
+    """Turn :class:`UserError` (and a missing file) into ``error: ...``."""
+    try:
+        yield
+    except (UserError, FileNotFoundError) as e:
+        sys.exit(f'error: {e}')
