@@ -31,3 +31,21 @@ METRICS = Registry('metric', parent=MMDET_METRICS, scope='mmzsq',
                    locations=['mmzsq.evaluation'])
 VISUALIZERS = Registry('visualizer', parent=MMDET_VISUALIZERS, scope='mmzsq',
                        locations=['mmzsq.visualization'])
+
+
+def _reachable_from_root(*registries: Registry) -> None:
+    """Let ``type='mmzsq.X'`` resolve from any scope.
+
+    mmengine looks a ``scope.`` prefix up among the *root* registry's direct
+    children only, and ours are grandchildren (root → mmrazor/mmdet →
+    mmzsq), so e.g. mmyolo's registry could not find ``mmzsq.X``.  Listing
+    them under the root too (their parent stays the same) fixes the lookup.
+    """
+    for reg in registries:
+        root = reg._get_root_registry()
+        if root is not reg:
+            root._children.setdefault(reg.scope, reg)
+
+
+_reachable_from_root(MODELS, TASK_UTILS, DATASETS, TRANSFORMS, HOOKS, LOOPS,
+                     METRICS, VISUALIZERS)
