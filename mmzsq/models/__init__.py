@@ -1,0 +1,2 @@
+"""mmzsq model components (registered in ``mmzsq.registry.MODELS``)."""
+from . import yolo11  # noqa: F401
