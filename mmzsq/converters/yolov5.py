@@ -42,9 +42,8 @@ def _mmyolo_key_maps():
     spec = importlib.util.find_spec('mmyolo')  # locate without importing
     if spec is None:
         raise ImportError('mmyolo is not installed: run `make install`')
-    path = osp.join(
-        spec.submodule_search_locations[0], '.mim', 'tools', 'model_converters',
-        'yolov5_to_mmyolo.py')
+    path = osp.join(spec.submodule_search_locations[0], '.mim', 'tools',
+                    'model_converters', 'yolov5_to_mmyolo.py')
     spec = importlib.util.spec_from_file_location('_mmyolo_yolov5_conv', path)
     mod = importlib.util.module_from_spec(spec)
     spec.loader.exec_module(mod)
