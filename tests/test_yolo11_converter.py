@@ -26,8 +26,8 @@ from mmzsq.converters.yolov5 import convert_yolov5
 from .conftest import YOLOV5N_PT, needs_yolov5n
 
 # max|ours - Ultralytics| <= ATOL + RTOL * max|Ultralytics| per output
-# (float32, same fp16-rounded weights).  Measured: 0 (bitwise equal) on CPU with
-# torch 2.13; the slack is for other BLAS/conv backends.
+# (float32, same fp16-rounded weights).  Measured: 0 (bitwise equal) on CPU
+# with torch 2.13; the slack is for other BLAS/conv backends.
 RTOL, ATOL = 1e-5, 1e-6
 
 
