@@ -1,73 +1,19 @@
-"""Read an Ultralytics YOLOv5 checkpoint without the Ultralytics source.
+"""Convert an Ultralytics YOLOv5 checkpoint without the Ultralytics source.
 
-An Ultralytics ``.pt`` is a pickled ``models.yolo.Model``; unpickling it
-normally needs the ``models``/``utils`` packages of the YOLOv5 repository.
-We unpickle it with a restricted unpickler instead: every ``nn.Module`` class
-(Ultralytics' own and ``torch.nn``'s) becomes a :class:`ModuleRecord` that only
-remembers its ``__dict__``; anything else outside a small allow-list is
-refused.  The tensors are then collected exactly as ``state_dict()`` would
-name them and renamed to mmyolo keys with mmyolo's own mapping.
+The ``.pt`` (a pickled ``models.yolo.Model``) is read with the restricted
+unpickler of :mod:`.ultralytics_pickle`; its tensors are collected exactly as
+``state_dict()`` would name them and renamed to mmyolo keys with mmyolo's own
+mapping.
 """
 import collections
 import hashlib
 import importlib.util
 import os.path as osp
-import pickle
-import zipfile
-from typing import Dict, List, Tuple
 
-import torch
+from .ultralytics_pickle import ModuleRecord, load_records
+from .ultralytics_pickle import named_tensors as _named_tensors
 
 __all__ = ['ModuleRecord', 'load_ultralytics_model', 'convert_yolov5']
-
-# Classes a YOLOv5 pickle may name besides nn.Module subclasses.
-_ALLOWED = {
-    ('collections', 'OrderedDict'): collections.OrderedDict,
-    ('builtins', 'set'): set,
-    ('__builtin__', 'set'): set,
-    ('torch._utils', '_rebuild_tensor_v2'): torch._utils._rebuild_tensor_v2,
-    ('torch._utils', '_rebuild_parameter'): torch._utils._rebuild_parameter,
-    ('torch', 'Size'): torch.Size,
-}
-_MODULE_PACKAGES = ('models.', 'utils.', 'torch.nn.modules.')
-
-
-class ModuleRecord:
-    """Stand-in for any pickled ``nn.Module``: keeps its state, runs nothing."""
-
-    def __init__(self, *args, **kwargs):
-        self.__dict__['_class'] = None
-
-    def __setstate__(self, state):
-        self.__dict__.update(state)
-
-    @property
-    def children(self) -> Dict[str, 'ModuleRecord']:
-        return self.__dict__.get('_modules') or {}
-
-
-def _record_class(module: str, name: str):
-    return type(name, (ModuleRecord, ), {'__module__': module,
-                                         '_class': f'{module}.{name}'})
-
-
-class _RestrictedUnpickler(pickle.Unpickler):
-
-    def find_class(self, module, name):
-        if (module, name) in _ALLOWED:
-            return _ALLOWED[(module, name)]
-        if module.startswith(_MODULE_PACKAGES):
-            return _record_class(module, name)
-        raise pickle.UnpicklingError(
-            f'refusing to load {module}.{name}: not part of a YOLOv5 '
-            'checkpoint')
-
-
-class _PickleModule:
-    """``pickle_module`` for ``torch.load`` with the restricted unpickler."""
-    Unpickler = _RestrictedUnpickler
-    load = pickle.load
-    __name__ = 'mmzsq_restricted_pickle'
 
 
 def _not_yolov5(path: str, why: str) -> ValueError:
@@ -78,40 +24,17 @@ def _not_yolov5(path: str, why: str) -> ValueError:
 
 
 def load_ultralytics_model(path: str) -> ModuleRecord:
-    """Unpickle the ``model`` (or ``ema``) entry of an Ultralytics ``.pt``."""
-    if not osp.isfile(path):
-        raise FileNotFoundError(
-            f'checkpoint not found: {path}. Give the path of an Ultralytics '
-            'YOLOv5 .pt file.')
-    if not zipfile.is_zipfile(path):
-        raise _not_yolov5(path, 'not a torch zip archive')
-    try:
-        ckpt = torch.load(path, map_location='cpu', weights_only=False,
-                          pickle_module=_PickleModule)
-    except pickle.UnpicklingError as e:
-        raise _not_yolov5(path, str(e)) from None
-    if not isinstance(ckpt, dict):
-        raise _not_yolov5(path, f'top level is {type(ckpt).__name__}')
+    """Unpickle the ``model`` (or ``ema``) entry of a YOLOv5 ``.pt``."""
+    ckpt = load_records(path, 'YOLOv5', lambda why: _not_yolov5(path, why))
     model = ckpt.get('ema') or ckpt.get('model')
     if not isinstance(model, ModuleRecord) or \
             model._class != 'models.yolo.Model':
-        raise _not_yolov5(path, 'no models.yolo.Model under "model"')
+        found = getattr(model, '_class', None) or type(model).__name__
+        hint = ('; for YOLO11 use tools/model_converters/yolo11_to_mmyolo.py'
+                if found.startswith('ultralytics.') else '')
+        raise _not_yolov5(path, f'no models.yolo.Model under "model", found '
+                          f'{found}{hint}')
     return model
-
-
-def _named_tensors(rec: ModuleRecord,
-                   prefix: str = '') -> List[Tuple[str, torch.Tensor]]:
-    """What ``state_dict()`` would return for the pickled module tree."""
-    out = []
-    for attr in ('_parameters', '_buffers'):
-        for k, v in (rec.__dict__.get(attr) or {}).items():
-            if v is not None and k not in rec.__dict__.get(
-                    '_non_persistent_buffers_set', set()):
-                out.append((prefix + k, v.detach()))
-    for k, child in rec.children.items():
-        if child is not None:
-            out.extend(_named_tensors(child, f'{prefix}{k}.'))
-    return out
 
 
 def _mmyolo_key_maps():
@@ -119,9 +42,8 @@ def _mmyolo_key_maps():
     spec = importlib.util.find_spec('mmyolo')  # locate without importing
     if spec is None:
         raise ImportError('mmyolo is not installed: run `make install`')
-    path = osp.join(
-        spec.submodule_search_locations[0], '.mim', 'tools', 'model_converters',
-        'yolov5_to_mmyolo.py')
+    path = osp.join(spec.submodule_search_locations[0], '.mim', 'tools',
+                    'model_converters', 'yolov5_to_mmyolo.py')
     spec = importlib.util.spec_from_file_location('_mmyolo_yolov5_conv', path)
     mod = importlib.util.module_from_spec(spec)
     spec.loader.exec_module(mod)

@@ -1,1 +1,2 @@
-"""mmzsq.models"""
+"""mmzsq model components (registered in ``mmzsq.registry.MODELS``)."""
+from . import yolo11  # noqa: F401

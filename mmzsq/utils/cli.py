@@ -15,8 +15,9 @@ def check_checkpoint(path: str) -> None:
     if not path or not osp.isfile(osp.expanduser(path)):
         raise UserError(
             f'checkpoint not found: {path}. Pass a .pth saved by '
-            'tools/train.py, or convert an Ultralytics YOLOv5 .pt first with '
-            'tools/model_converters/yolov5_to_mmyolo.py.')
+            'tools/train.py, or convert an Ultralytics .pt first with '
+            'tools/model_converters/yolov5_to_mmyolo.py (YOLOv5) or '
+            'yolo11_to_mmyolo.py (YOLO11).')
 
 
 def build_runner(cfg: Config):

@@ -8,7 +8,8 @@
 # - mmengine/mmdet/mmyolo/mmrazor with --no-deps (requirements/openmmlab.txt),
 #   their runtime needs from requirements/runtime.txt;
 # - mmcv 2.0.1 with ops, built once and cached (tools/misc/build_mmcv.sh);
-# - mmzsq itself in editable mode, plus the test requirements.
+# - mmzsq itself in editable mode, plus the test requirements (ultralytics,
+#   test-only, --no-deps into $VENV/ultralytics-tests).
 # Safe to re-run: finished steps are skipped in seconds.
 set -euo pipefail
 cd "$(dirname "$0")/../.."
@@ -25,6 +26,10 @@ fi
 pipi -r requirements/build.txt
 pipi -r requirements/runtime.txt -r requirements/tests.txt
 pipi --no-deps -r requirements/openmmlab.txt
+# test-only Ultralytics (YOLO11 converter check): --no-deps, in its own folder
+# outside site-packages, so it can neither touch torch nor pull torchvision
+[ -d "$VENV/ultralytics-tests/ultralytics" ] || pipi --no-deps \
+  --target "$VENV/ultralytics-tests" -r requirements/tests-ultralytics.txt
 bash tools/misc/build_mmcv.sh "$PY"
 pipi --no-deps --no-build-isolation -e .
 "$PY" - <<'PYEOF'

@@ -1,0 +1,46 @@
+# Float YOLO11-s (Ultralytics 8.3+) in mmyolo: YOLOv8-s with mmzsq's YOLO11
+# backbone / neck / head module; loss, assigner, data pipeline, schedule and
+# test_cfg are YOLOv8-s's (the training recipe is not tuned for YOLO11).
+# Weights: convert an Ultralytics yolo11s.pt with
+#   python tools/model_converters/yolo11_to_mmyolo.py yolo11s.pt yolo11s.pth
+# Official weights (not downloadable here):
+#   https://github.com/ultralytics/assets/releases/download/v8.3.0/yolo11s.pt
+_base_ = 'mmyolo::yolov8/yolov8_s_syncbn_fast_8xb16-500e_coco.py'
+custom_imports = dict(imports=['mmzsq'], allow_failed_imports=False)
+
+# Ultralytics scale 's': [depth, width, max_channels] = [0.50, 0.50, 1024]
+deepen_factor = 0.5
+widen_factor = 0.5
+last_stage_out_channels = 1024
+c3k_everywhere = False  # True for the m/l/x scales
+
+model = dict(
+    backbone=dict(
+        type='mmzsq.YOLO11CSPDarknet',
+        last_stage_out_channels=last_stage_out_channels,
+        c3k_everywhere=c3k_everywhere,
+        deepen_factor=deepen_factor,
+        widen_factor=widen_factor),
+    neck=dict(
+        type='mmzsq.YOLO11PAFPN',
+        num_csp_blocks=2,
+        c3k_everywhere=c3k_everywhere,
+        deepen_factor=deepen_factor,
+        widen_factor=widen_factor,
+        # backbone P3 is 512 wide in YOLO11 (256 in YOLOv8)
+        in_channels=[512, 512, last_stage_out_channels],
+        out_channels=[256, 512, last_stage_out_channels]),
+    bbox_head=dict(
+        head_module=dict(
+            type='mmzsq.YOLO11HeadModule',
+            widen_factor=widen_factor,
+            in_channels=[256, 512, last_stage_out_channels])))
+
+# COCO-format val folder: data/coco/, or $MMZSQ_COCO_ROOT, e.g.
+#   MMZSQ_COCO_ROOT=../shared/data/coco_tiny_val2017/ python tools/test.py ..
+data_root = '{{$MMZSQ_COCO_ROOT:data/coco/}}'
+val_dataloader = dict(
+    num_workers=2, persistent_workers=False, dataset=dict(data_root=data_root))
+test_dataloader = val_dataloader
+val_evaluator = dict(ann_file=data_root + _base_.val_ann_file)
+test_evaluator = val_evaluator
