@@ -1,5 +1,4 @@
 """YOLO11n as Stage I / II will use it: loss + backward, and predict."""
-import time
 
 import pytest
 import torch
@@ -38,7 +37,6 @@ def test_yolo11n_structure(yolo11n):
 
 
 def test_yolo11n_loss_backward_predict(yolo11n):
-    t0 = time.time()
     model = yolo11n.train()
     inputs = torch.randint(0, 256, (2, 3, 160, 160), dtype=torch.uint8)
     # (image index, label, x1, y1, x2, y2), as mmyolo's yolov5_collate
@@ -75,4 +73,3 @@ def test_yolo11n_loss_backward_predict(yolo11n):
     assert pred.bboxes.shape[1] == 4 and len(pred) > 0
     assert pred.bboxes.min() >= 0 and pred.bboxes.max() <= 160
     assert ((pred.labels >= 0) & (pred.labels < 80)).all()
-    assert time.time() - t0 < 20
