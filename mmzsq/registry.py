@@ -31,3 +31,13 @@ METRICS = Registry('metric', parent=MMDET_METRICS, scope='mmzsq',
                    locations=['mmzsq.evaluation'])
 VISUALIZERS = Registry('visualizer', parent=MMDET_VISUALIZERS, scope='mmzsq',
                        locations=['mmzsq.visualization'])
+
+# MMEngine resolves ``'scope.X'`` from another scope only through the *root*
+# registry's direct children; ours hang below mmdet/mmrazor, so e.g. an
+# mmyolo-scoped config (whose registries descend from mmengine directly)
+# could not find ``type='mmzsq.X'``.  Make each mmzsq registry reachable from
+# its root as well (the parent chain is unchanged).
+for _reg in (MODELS, TASK_UTILS, DATASETS, TRANSFORMS, HOOKS, LOOPS, METRICS,
+             VISUALIZERS):
+    _reg._get_root_registry()._children.setdefault('mmzsq', _reg)
+del _reg

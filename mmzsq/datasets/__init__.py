@@ -1,0 +1,1 @@
+from .label_samplers import *  # noqa: F401,F403
