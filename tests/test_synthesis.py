@@ -259,6 +259,15 @@ def test_label_samplers(tmp_path):
     ind = TASK_UTILS.build(dict(type='mmzsq.MultiBoxSampler',
                                 count_hist=[0., 1.]))(20, 80, g)
     assert {len(x) for x, _ in ind} == {2}
+    from tests.conftest import COCO128
+    if osp.exists(COCO128):
+        hist = TASK_UTILS.build(dict(
+            type='mmzsq.MultiBoxSampler', count_hist=osp.join(
+                COCO128, 'annotations/instances_train2017.json'))).count_hist
+        from mmzsq.datasets.label_samplers.multi_box_sampler import \
+            COCO_BOXES_PER_IMAGE
+        assert torch.allclose(hist, torch.tensor(COCO_BOXES_PER_IMAGE),
+                              atol=1e-3)
     ann = dict(images=[dict(id=1, width=100, height=50)],
                categories=[dict(id=i + 1, name=str(i)) for i in range(80)],
                annotations=[dict(image_id=1, bbox=[10, 5, 50, 20],
@@ -294,7 +303,12 @@ def test_generate_resume_and_refusal(yolov5n_mmyolo_ckpt, tmp_path,
     from mmzsq.synthesis import (SetMismatchError, SyntheticSet,
                                  generate_synthetic_set)
     set_dir = str(tmp_path / 'set')
-    syn = _synthesis(yolov5n_mmyolo_ckpt)
+    # a three-stage schedule: labels at 64 px, images refined after a resize
+    # to 80 px, then fresh images at 96 px
+    syn = _synthesis(yolov5n_mmyolo_ckpt, stages=[
+        dict(resolution=64, iters=3, label_sampling=True),
+        dict(resolution=80, iters=1, reinit_images=False),
+        dict(resolution=96, iters=1, reinit_images=True)])
     orig = SyntheticSet.write_batch
     calls = []
 
@@ -341,7 +355,7 @@ def test_generate_resume_and_refusal(yolov5n_mmyolo_ckpt, tmp_path,
     out = generate_synthetic_set(syn, set_dir)
     assert out['stats']['skipped_batches'] == [0, 1]
     # mismatched settings are refused, naming the fix
-    for bad in (dict(seed=1), dict(num_images=6),
+    for bad in (dict(seed=1), dict(num_images=6, stages=syn['stages']),
                 dict(stages=[dict(resolution=64, iters=1)])):
         with pytest.raises(SetMismatchError, match='delete'):
             generate_synthetic_set(_synthesis(yolov5n_mmyolo_ckpt, **bad),
@@ -452,3 +466,56 @@ def test_two_rank_gloo_sharding(yolov5n_mmyolo_ckpt, tmp_path):
     coco = json.load(open(osp.join(set_dir, 'annotations.json')))
     names = [im['file_name'] for im in coco['images']]
     assert len(set(names)) == 4 and coco['info']['world_size'] == 2
+
+
+def _hand_built_set(set_dir):
+    import numpy as np
+    from mmzsq.synthesis import SyntheticSet
+    s = SyntheticSet(set_dir)
+    imgs = [np.full((64, 64, 3), 40 * i, np.uint8) for i in range(3)]
+    labels = [(np.array([[4., 4., 40., 50.]]), np.array([0])),
+              (np.array([[1., 2., 30., 30.], [30., 30., 60., 60.]]),
+               np.array([2, 0])),
+              (np.array([[10., 10., 20., 20.]]), np.array([1]))]
+    s.write_batch(0, imgs, labels, [0.1, 0.2, 0.3])
+    return s.merge(1, ['person', 'bicycle', 'car'], dict(seed=0))
+
+
+def test_analysis_tools(tmp_path, capsys):
+    import importlib.util
+
+    import cv2
+
+    def load_tool(name):
+        spec = importlib.util.spec_from_file_location(
+            name, osp.join(ROOT, 'tools', 'analysis', f'{name}.py'))
+        mod = importlib.util.module_from_spec(spec)
+        spec.loader.exec_module(mod)
+        return mod
+
+    browse_synthetic = load_tool('browse_synthetic')
+    label_distribution = load_tool('label_distribution')
+    set_dir = str(tmp_path / 'set')
+    coco = _hand_built_set(set_dir)
+    assert len(coco['annotations']) == 4
+    out = str(tmp_path / 'grid.png')
+    browse_synthetic.main([set_dir, '--out', out, '--cols', '2',
+                           '--cell', '64'])
+    assert cv2.imread(out).shape == (128, 128, 3)
+    ref = dict(images=[dict(id=1, width=100, height=100)],
+               categories=[dict(id=1, name='person'), dict(id=3,
+                                                           name='car')],
+               annotations=[dict(image_id=1, bbox=[0, 0, 10, 10],
+                                 category_id=1, iscrowd=0)])
+    (tmp_path / 'ref.json').write_text(json.dumps(ref))
+    label_distribution.main([set_dir, '--ref', str(tmp_path / 'ref.json')])
+    text = capsys.readouterr().out
+    assert 'KL(reference || synthetic)' in text and '4 boxes on 3 images' \
+        in text
+    for f in ('category_frequency.png', 'box_size.png',
+              'boxes_per_image.png'):
+        assert osp.getsize(osp.join(set_dir, f)) > 1000
+    import numpy as np
+    assert label_distribution.kl_divergence(np.array([1., 1.]), np.array([1., 1.])) < 1e-9
+    with pytest.raises(SystemExit, match='tools/synthesize.py'):
+        browse_synthetic.main([str(tmp_path / 'nope')])
