@@ -519,3 +519,27 @@ def test_analysis_tools(tmp_path, capsys):
     assert label_distribution.kl_divergence(np.array([1., 1.]), np.array([1., 1.])) < 1e-9
     with pytest.raises(SystemExit, match='tools/synthesize.py'):
         browse_synthetic.main([str(tmp_path / 'nope')])
+
+
+def test_augment_moves_boxes_with_the_image():
+    from types import SimpleNamespace
+
+    from mmzsq.engine.runner import SynthesisLoop
+    x = torch.zeros(1, 3, 64, 64)
+    x[..., 20:40, 10:30] = 1  # object at x 10..30, y 20..40
+    labels = [(torch.tensor([[10., 20., 30., 40.]]), torch.tensor([1]))]
+    g = torch.Generator().manual_seed(0)
+    for jitter, flip in ((0, True), (5, False), (5, True)):
+        cfg = SimpleNamespace(jitter=jitter, flip=flip, cutout=None)
+        for _ in range(10):
+            y, out = SynthesisLoop._augment(cfg, x, labels, g)
+            x1, y1, x2, y2 = out[0][0][0].round().long().tolist()
+            assert (x2 - x1, y2 - y1) == (20, 20)
+            assert y[0, 0, y1:y2, x1:x2].min() == 1  # box still on object
+            assert y.sum() == x.sum()
+    cfg = SimpleNamespace(jitter=0, flip=False,
+                          cutout=dict(prob=1.0, scale=(0.1, 0.1)))
+    y, _ = SynthesisLoop._augment(cfg, torch.ones(2, 3, 64, 64), labels * 2,
+                                  g)
+    erased = (y[:, 0] == 0).flatten(1).sum(1)
+    assert erased.tolist() == [400, 400]  # int(sqrt(0.1 * 64 * 64))**2
