@@ -67,9 +67,11 @@ class AdaptiveLabelSamplingHook(Hook):
     of the stage's length when < 1 (the official 800 / 2800 of 3000 steps
     are ``0.267`` / ``0.933``).
 
-    ``class_balance`` (off by default, an idea beyond the paper): an addition
-    of class c is accepted with probability ``min(1, (mean_count + 1) /
-    (count_c + 1))``, counts taken over the labels of the whole run so far.
+    ``class_balance`` (off by default, an idea beyond the paper, effect not
+    yet measured): an addition of class c is accepted with probability
+    ``min(1, (mean_count + 1) / (count_c + 1))``, counts being the classes
+    this hook has added so far in the run (initial random labels are
+    uniform already).
     """
     priority = 'NORMAL'
 
