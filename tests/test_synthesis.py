@@ -304,10 +304,10 @@ def test_generate_resume_and_refusal(yolov5n_mmyolo_ckpt, tmp_path,
                                  generate_synthetic_set)
     set_dir = str(tmp_path / 'set')
     # a three-stage schedule: labels at 64 px, images refined after a resize
-    # to 80 px, then fresh images at 96 px
+    # to 96 px, then fresh images at 96 px
     syn = _synthesis(yolov5n_mmyolo_ckpt, stages=[
         dict(resolution=64, iters=3, label_sampling=True),
-        dict(resolution=80, iters=1, reinit_images=False),
+        dict(resolution=96, iters=1, reinit_images=False),
         dict(resolution=96, iters=1, reinit_images=True)])
     orig = SyntheticSet.write_batch
     calls = []
@@ -360,6 +360,9 @@ def test_generate_resume_and_refusal(yolov5n_mmyolo_ckpt, tmp_path,
         with pytest.raises(SetMismatchError, match='delete'):
             generate_synthetic_set(_synthesis(yolov5n_mmyolo_ckpt, **bad),
                                    set_dir)
+    with pytest.raises(ValueError, match='multiple of 32'):
+        generate_synthetic_set(_synthesis(yolov5n_mmyolo_ckpt, stages=[
+            dict(resolution=80, iters=1)]), str(tmp_path / 'other'))
     with pytest.raises(SetMismatchError, match='teacher_hash'):
         generate_synthetic_set(_synthesis(None), set_dir)
     # corrupt index refused by the dataset, naming the fix

@@ -75,10 +75,8 @@ def main(argv=None):
                                          progress_bar=True)
         except SetMismatchError as e:
             raise UserError(str(e)) from None
-        except ValueError as e:
-            if 'synthesis config' in str(e):
-                raise UserError(str(e)) from None
-            raise
+        except ValueError as e:  # bad settings: one line naming the fix
+            raise UserError(str(e)) from None
         coco = out['coco']
         print(f'\n{set_dir}: {len(coco["images"])} images, '
               f'{len(coco["annotations"])} boxes, '

@@ -176,7 +176,8 @@ def generate_synthetic_set(synthesis: dict, set_dir: str,
         loop_keys = ('label_sampler', 'det_loss_weight', 'prior_loss',
                      'tv_loss', 'l2_loss', 'lr', 'betas', 'eta_min',
                      'init_mean', 'init_std', 'cutout', 'jitter', 'flip',
-                     'low_pass_filter', 'amp', 'channels_last')
+                     'low_pass_filter', 'amp', 'channels_last',
+                     'size_divisor')
         loop_cfg = dict(type=synthesis.get('loop_type', 'mmzsq.SynthesisLoop'),
                         adapter=adapter, writer=store, batches=mine,
                         num_images=num_images, batch_size=bs,

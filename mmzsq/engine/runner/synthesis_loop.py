@@ -69,6 +69,7 @@ class SynthesisLoop(BaseLoop):
                  jitter: int = 0, flip: bool = False,
                  low_pass_filter: Optional[dict] = None,
                  amp: bool = True, channels_last: bool = True,
+                 size_divisor: int = 32,
                  seed: int = 0, progress_bar: bool = False,
                  on_batch_done=None):
         super().__init__(runner, _Steps(0))
@@ -80,6 +81,11 @@ class SynthesisLoop(BaseLoop):
             if 'resolution' not in s or 'iters' not in s:
                 raise ValueError('each synthesis stage needs resolution= and '
                                  f'iters=, got {s}')
+            if any(v % size_divisor for v in self._size(s['resolution'])):
+                raise ValueError(
+                    f"synthesis stage resolution {s['resolution']} is not a "
+                    f'multiple of {size_divisor} (the detector\'s largest '
+                    'stride); round it, e.g. 160, 320, 640, (800, 1344)')
         self.label_sampler = TASK_UTILS.build(label_sampler) \
             if isinstance(label_sampler, dict) else label_sampler
         self.det_loss_weight = det_loss_weight
