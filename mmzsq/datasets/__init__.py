@@ -1,1 +1,4 @@
-"""mmzsq.datasets"""
+from .label_samplers import *  # noqa: F401,F403
+from .synthetic_det_dataset import SyntheticDetDataset
+
+__all__ = ['SyntheticDetDataset']

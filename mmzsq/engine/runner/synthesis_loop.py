@@ -1,0 +1,313 @@
+"""The inversion engine: an MMEngine Loop whose iterations are pixel-update
+steps (paper §3.1, Eq. 6)."""
+import math
+import time
+from typing import Dict, List, Optional, Sequence
+
+import torch
+import torch.nn.functional as F
+from mmengine.runner import BaseLoop
+from torch import Tensor
+
+from mmzsq.registry import LOOPS, MODELS, TASK_UTILS
+
+
+class _Steps:
+    """Stands in for a dataloader: ``len`` = number of pixel-update steps
+    (MMEngine hooks ask ``len(runner.train_dataloader)``)."""
+
+    def __init__(self, n: int):
+        self.n = n
+
+    def __len__(self) -> int:
+        return max(self.n, 1)
+
+
+def low_pass(images: Tensor, d0: float) -> Tensor:
+    """SynQ's Gaussian low-pass filter ``H = exp(-D^2 / 2 D0^2)`` in the
+    frequency domain; ``d0`` as a fraction of the image size."""
+    h, w = images.shape[-2:]
+    fy = torch.fft.fftfreq(h, device=images.device)[:, None]
+    fx = torch.fft.fftfreq(w, device=images.device)[None, :]
+    d2 = fy.pow(2) + fx.pow(2)  # cycles/pixel, D=0.5 at Nyquist
+    hmask = torch.exp(-d2 / (2 * (d0 * 0.5)**2))
+    spec = torch.fft.fft2(images.float()) * hmask
+    return torch.fft.ifft2(spec).real.to(images.dtype)
+
+
+@LOOPS.register_module()
+class SynthesisLoop(BaseLoop):
+    """Synthesise ``batches`` (indices of batches of ``batch_size`` images
+    out of ``num_images``) through ``stages``.
+
+    Each stage: ``dict(resolution=int|(h, w), iters=int,
+    label_sampling=bool, reinit_images=bool, lr=float)``.  Labels live
+    normalised between stages; images are re-initialised from noise
+    (``reinit_images=True``, the paper's two-stage schedule) or resized.  A
+    stage with ``iters=0`` leaves Gaussian-noise images (the noise baseline).
+
+    Loss = ``det_loss_weight * L_det + prior_loss + tv_loss + l2_loss`` with
+    the registered modules ``prior_loss`` (``BNStatisticsLoss`` or
+    ``PatchSimilarityEntropyLoss``), ``TotalVariationLoss``, ``ImageL2Loss``
+    (each carrying its own ``loss_weight``).  Adam with cosine annealing on
+    [0, 1] pixel images, cutout / optional jitter + flip, clamp to [0, 1].
+    """
+
+    def __init__(self, runner, dataloader=None, *, adapter, writer,
+                 batches: Sequence[int], num_images: int, batch_size: int,
+                 stages: Sequence[dict],
+                 label_sampler: dict = dict(type='mmzsq.RandomBoxSampler'),
+                 det_loss_weight: float = 0.5,
+                 prior_loss: Optional[dict] = dict(
+                     type='mmzsq.BNStatisticsLoss', loss_weight=0.01),
+                 tv_loss: Optional[dict] = None,
+                 l2_loss: Optional[dict] = dict(type='mmzsq.ImageL2Loss',
+                                                loss_weight=5e-4),
+                 lr: float = 1e-2, betas=(0.9, 0.999), eta_min: float = 0.,
+                 init_mean: float = 0.5, init_std: float = 0.2,
+                 cutout: Optional[dict] = dict(prob=0.5, scale=(0.02, 0.2)),
+                 jitter: int = 0, flip: bool = False,
+                 low_pass_filter: Optional[dict] = None,
+                 amp: bool = True, channels_last: bool = True,
+                 size_divisor: int = 32,
+                 seed: int = 0, progress_bar: bool = False,
+                 on_batch_done=None):
+        super().__init__(runner, _Steps(0))
+        self.adapter, self.writer = adapter, writer
+        self.batches = list(batches)
+        self.num_images, self.batch_size = num_images, batch_size
+        self.stages = [dict(s) for s in stages]
+        for s in self.stages:
+            if 'resolution' not in s or 'iters' not in s:
+                raise ValueError('each synthesis stage needs resolution= and '
+                                 f'iters=, got {s}')
+            if any(v % size_divisor for v in self._size(s['resolution'])):
+                raise ValueError(
+                    f"synthesis stage resolution {s['resolution']} is not a "
+                    f'multiple of {size_divisor} (the detector\'s largest '
+                    'stride); round it, e.g. 160, 320, 640, (800, 1344)')
+        self.label_sampler = TASK_UTILS.build(label_sampler) \
+            if isinstance(label_sampler, dict) else label_sampler
+        self.det_loss_weight = det_loss_weight
+        model = adapter.model
+        self.prior_loss = MODELS.build(prior_loss).register(model) \
+            if prior_loss else None
+        self.tv_loss = MODELS.build(tv_loss) if tv_loss else None
+        self.l2_loss = MODELS.build(l2_loss) if l2_loss else None
+        self.lr, self.betas, self.eta_min = lr, tuple(betas), eta_min
+        self.init_mean, self.init_std = init_mean, init_std
+        self.cutout, self.jitter, self.flip = cutout, jitter, flip
+        self.low_pass_filter = low_pass_filter
+        self.device = adapter.device
+        cuda = self.device.type == 'cuda'
+        self.amp = amp and cuda
+        self.channels_last = channels_last and cuda
+        if self.channels_last:
+            model.to(memory_format=torch.channels_last)
+        self.seed = seed
+        self.progress_bar = progress_bar
+        self.on_batch_done = on_batch_done
+        self.steps_per_batch = sum(int(s['iters']) for s in self.stages)
+        self._max_iters = self.steps_per_batch * len(self.batches)
+        self.dataloader = _Steps(self._max_iters)
+        self._iter = 0
+        # state the hooks look at
+        self.stage: Optional[dict] = None
+        self.stage_step = 0
+        self.labels: List = []
+        self._param: Optional[Tensor] = None
+        self.batch_index = -1
+        self.done_batches: List[int] = []
+        self.skipped_batches: List[int] = []
+
+    @property
+    def max_iters(self) -> int:
+        return self._max_iters
+
+    @property
+    def iter(self) -> int:
+        return self._iter
+
+    @property
+    def epoch(self) -> int:
+        return 0
+
+    @property
+    def max_epochs(self) -> int:
+        return 1
+
+    def current_images(self) -> Tensor:
+        return self._param.detach().clamp(0, 1)
+
+    # -- helpers --------------------------------------------------------------
+    @staticmethod
+    def _size(res):
+        return (res, res) if isinstance(res, int) else tuple(res)
+
+    def _pixel_labels(self, labels, h: int, w: int, device=None):
+        s = torch.tensor([w, h, w, h], dtype=torch.float)
+        return [((b * s).to(device or self.device), c.to(device or
+                                                         self.device))
+                for b, c in labels]
+
+    def _augment(self, x: Tensor, labels, g: torch.Generator):
+        """Cutout, jitter (roll) and flip on the normalised input; pixel
+        boxes are moved with the image (clipped to it)."""
+        n, _, h, w = x.shape
+        if self.jitter:
+            dx, dy = torch.randint(-self.jitter, self.jitter + 1, (2, ),
+                                   generator=g).tolist()
+            x = torch.roll(x, shifts=(dy, dx), dims=(2, 3))
+            shift = torch.tensor([dx, dy, dx, dy], dtype=torch.float,
+                                 device=x.device)
+            labels = [((b + shift).clamp(min=0).minimum(
+                torch.tensor([w, h, w, h], dtype=torch.float,
+                             device=x.device)), c) for b, c in labels]
+        if self.flip and bool(torch.rand(1, generator=g) < 0.5):
+            x = x.flip(3)
+            labels = [(torch.stack([w - b[:, 2], b[:, 1], w - b[:, 0],
+                                    b[:, 3]], 1), c) for b, c in labels]
+        if self.cutout:
+            prob = self.cutout.get('prob', 0.5)
+            lo, hi = self.cutout.get('scale', (0.02, 0.2))
+            mask = torch.ones(n, 1, h, w, device=x.device, dtype=x.dtype)
+            r = torch.rand(n, 5, generator=g)
+            for i in range(n):
+                if r[i, 0] >= prob:
+                    continue
+                area = (lo + (hi - lo) * r[i, 1]) * h * w
+                ch = cw = int(math.sqrt(area))
+                y0 = int(r[i, 2] * max(h - ch, 1))
+                x0 = int(r[i, 3] * max(w - cw, 1))
+                mask[i, :, y0:y0 + ch, x0:x0 + cw] = 0
+            x = x * mask  # erased region = the preprocessor's mean
+        return x, labels
+
+    def compute_losses(self, images: Tensor, labels, g=None,
+                       augment: bool = True) -> Dict[str, Tensor]:
+        """All loss terms for [0,1] images and normalised labels."""
+        if self.prior_loss is not None:
+            self.prior_loss.reset()  # drop what other forwards recorded
+        x = self.adapter.normalize(images)
+        h, w = x.shape[-2:]
+        plabels = self._pixel_labels(labels, h, w)
+        if augment:
+            x, plabels = self._augment(x, plabels, g)
+        if self.channels_last:
+            x = x.contiguous(memory_format=torch.channels_last)
+        with torch.autocast(self.device.type, dtype=torch.bfloat16,
+                            enabled=self.amp):
+            det = self.adapter.loss(x, plabels)
+        out = dict(loss_det=self.det_loss_weight *
+                   self.adapter.sum_losses(det).float())
+        if self.prior_loss is not None:
+            out['loss_prior'] = self.prior_loss()
+        if self.tv_loss is not None:
+            out['loss_tv'] = self.tv_loss(images)
+        if self.l2_loss is not None:
+            out['loss_l2'] = self.l2_loss(x)
+        out['loss'] = sum(out.values())
+        return out
+
+    @torch.no_grad()
+    def per_image_losses(self, images: Tensor, labels) -> List[float]:
+        res = []
+        for i in range(len(images)):
+            res.append(float(self.compute_losses(
+                images[i:i + 1], labels[i:i + 1], augment=False)['loss']))
+        return res
+
+    # -- loop -----------------------------------------------------------------
+    def run(self):
+        self.runner.call_hook('before_train')
+        self.runner.call_hook('before_train_epoch')
+        bar = None
+        if self.progress_bar and self.runner.rank == 0:
+            from mmengine.utils import ProgressBar
+            bar = ProgressBar(len(self.batches))
+        try:
+            for k in self.batches:
+                if self.writer.batch_done(k):
+                    self.skipped_batches.append(k)
+                    self._iter += self.steps_per_batch
+                else:
+                    self.run_batch(k)
+                if bar is not None:
+                    bar.update()
+        finally:
+            if self.prior_loss is not None:
+                self.prior_loss.remove()
+        self.runner.call_hook('after_train_epoch')
+        self.runner.call_hook('after_train')
+        return self.adapter.model
+
+    def _init_images(self, n: int, size, g: torch.Generator) -> Tensor:
+        h, w = size
+        x = self.init_mean + self.init_std * torch.randn(n, 3, h, w,
+                                                         generator=g)
+        return x.clamp(0, 1).to(self.device)
+
+    def run_batch(self, k: int) -> None:
+        runner = self.runner
+        self.batch_index = k
+        g = torch.Generator().manual_seed(self.seed * 1000003 + k)
+        n = min(self.batch_size, self.num_images - k * self.batch_size)
+        self.labels = self.label_sampler(n, self.adapter.num_classes, g)
+        images = None
+        for si, stage in enumerate(self.stages):
+            self.stage = stage
+            size = self._size(stage['resolution'])
+            if images is None or stage.get('reinit_images', True):
+                images = self._init_images(n, size, g)
+            else:
+                images = F.interpolate(images, size=size, mode='bilinear',
+                                       align_corners=False).clamp(0, 1)
+            iters = int(stage['iters'])
+            if iters == 0:
+                self._param = images
+                continue
+            param = images.clone().requires_grad_(True)
+            self._param = param
+            lr = stage.get('lr', self.lr)
+            opt = torch.optim.Adam([param], lr=lr, betas=self.betas)
+            sched = torch.optim.lr_scheduler.CosineAnnealingLR(
+                opt, T_max=iters, eta_min=self.eta_min * lr)
+            lpf = self.low_pass_filter
+            for step in range(1, iters + 1):
+                self.stage_step = step
+                runner.call_hook('before_train_iter', batch_idx=self._iter,
+                                 data_batch=None)
+                t0 = time.perf_counter()
+                opt.zero_grad(set_to_none=True)
+                losses = self.compute_losses(param, self.labels, g)
+                losses['loss'].backward()
+                opt.step()
+                sched.step()
+                with torch.no_grad():
+                    if lpf and step % lpf.get('interval', 1) == 0:
+                        param.copy_(low_pass(param, lpf.get('d0', 0.5)))
+                    param.clamp_(0, 1)
+                dt = time.perf_counter() - t0
+                hub = runner.message_hub
+                hub.update_info('iter', self._iter)
+                for name, v in losses.items():
+                    hub.update_scalar(f'train/{name}', float(v.detach()))
+                hub.update_scalar('train/lr', opt.param_groups[0]['lr'])
+                hub.update_scalar('train/img_it_per_s', n / max(dt, 1e-9))
+                hub.update_scalar('train/stage', si)
+                runner.call_hook('after_train_iter', batch_idx=self._iter,
+                                 data_batch=None, outputs=losses)
+                self._iter += 1
+            images = param.detach()
+        self.stage, self.stage_step = None, 0
+        images = images.clamp(0, 1)
+        h, w = images.shape[-2:]
+        final = self.per_image_losses(images, self.labels)
+        arrs = (images.float() * 255).round().byte().permute(0, 2, 3, 1)
+        arrs = [a.contiguous().cpu().numpy() for a in arrs]
+        plabels = self._pixel_labels(self.labels, h, w, device='cpu')
+        self.writer.write_batch(k, arrs, [(b.numpy(), c.numpy())
+                                          for b, c in plabels], final)
+        self.done_batches.append(k)
+        if self.on_batch_done is not None:
+            self.on_batch_done(k)

@@ -1,0 +1,100 @@
+"""BatchNorm-statistics prior (DeepInversion / ZeroQ), paper Eq. 6 ``L_BN``."""
+from typing import List, Optional
+
+import torch
+import torch.nn as nn
+from torch import Tensor
+
+from mmzsq.registry import MODELS
+
+
+@MODELS.register_module()
+class BNStatisticsLoss(nn.Module):
+    """Distance between the batch statistics of every BatchNorm's *input* and
+    the layer's running statistics.
+
+    Per layer ``||mu(x) - running_mean||_2 + ||var(x) - running_var||_2`` over
+    channels, summed over layers (``first_bn_weight`` multiplies the first).
+
+    Usage::
+
+        bn_loss = BNStatisticsLoss().register(teacher)
+        teacher(x)            # hooks record the per-layer losses
+        loss = bn_loss()      # sum of what the last forward recorded
+        bn_loss.remove()      # (also on garbage collection / ``with``)
+    """
+
+    def __init__(self, first_bn_weight: float = 1.0, loss_weight: float = 1.0,
+                 per_image: bool = False):
+        super().__init__()
+        self.first_bn_weight = first_bn_weight
+        self.loss_weight = loss_weight
+        self.per_image = per_image
+        self._handles: list = []
+        self._losses: List[Tensor] = []
+
+    # -- hooks --------------------------------------------------------------
+    def register(self, model: nn.Module) -> 'BNStatisticsLoss':
+        self.remove()
+        for m in model.modules():
+            if isinstance(m, nn.modules.batchnorm._BatchNorm) and \
+                    m.running_mean is not None:
+                self._handles.append(m.register_forward_hook(self._hook))
+        if not self._handles:
+            raise ValueError(
+                'BNStatisticsLoss: the model has no BatchNorm with running '
+                'statistics; use PatchSimilarityEntropyLoss for LayerNorm '
+                'models (Swin/ViT) instead')
+        return self
+
+    @property
+    def num_layers(self) -> int:
+        return len(self._handles)
+
+    def _hook(self, module: nn.Module, inputs, output) -> None:
+        x = inputs[0].float()
+        rm = module.running_mean.float()
+        rv = module.running_var.float()
+        if self.per_image:  # statistics of each image alone -> [B]
+            dims = list(range(2, x.dim()))
+            mean = x.mean(dims)
+            var = x.var(dims, unbiased=False)
+            loss = (mean - rm).norm(dim=1) + (var - rv).norm(dim=1)
+        else:
+            dims = [0] + list(range(2, x.dim()))
+            mean = x.mean(dims)
+            var = x.var(dims, unbiased=False)
+            loss = (mean - rm).norm() + (var - rv).norm()
+        if not self._losses:
+            loss = loss * self.first_bn_weight
+        self._losses.append(loss)
+
+    def remove(self) -> None:
+        for h in self._handles:
+            h.remove()
+        self._handles = []
+        self._losses = []
+
+    def reset(self) -> None:
+        self._losses = []
+
+    def __enter__(self):
+        return self
+
+    def __exit__(self, *exc):
+        self.remove()
+
+    def __del__(self):
+        try:
+            self.remove()
+        except Exception:
+            pass
+
+    # -- value --------------------------------------------------------------
+    def forward(self, *args, **kwargs) -> Optional[Tensor]:
+        if not self._losses:
+            raise RuntimeError('BNStatisticsLoss: run the model first (and '
+                               'register() it) before asking for the loss')
+        loss = torch.stack(self._losses).sum(0)
+        self._losses = []
+        return self.loss_weight * loss

@@ -1,0 +1,46 @@
+"""Image priors of paper Eq. 6: total variation and ``||x||``."""
+import torch
+import torch.nn as nn
+from torch import Tensor
+
+from mmzsq.registry import MODELS
+
+
+@MODELS.register_module()
+class TotalVariationLoss(nn.Module):
+    """Mean absolute (``p=1``) or squared (``p=2``) difference of neighbouring
+    pixels, per image (``reduction='none'``) or averaged over the batch."""
+
+    def __init__(self, p: int = 1, loss_weight: float = 1.0,
+                 reduction: str = 'mean'):
+        super().__init__()
+        assert p in (1, 2), 'TotalVariationLoss: p must be 1 or 2'
+        self.p, self.loss_weight, self.reduction = p, loss_weight, reduction
+
+    def forward(self, x: Tensor) -> Tensor:
+        dh = x[..., 1:, :] - x[..., :-1, :]
+        dw = x[..., :, 1:] - x[..., :, :-1]
+        if self.p == 1:
+            dh, dw = dh.abs(), dw.abs()
+        else:
+            dh, dw = dh.pow(2), dw.pow(2)
+        loss = dh.flatten(1).mean(1) + dw.flatten(1).mean(1)
+        if self.reduction == 'mean':
+            loss = loss.mean()
+        return self.loss_weight * loss
+
+
+@MODELS.register_module()
+class ImageL2Loss(nn.Module):
+    """``||x||_2`` of each (normalised) image, averaged over the batch as in
+    DeepInversion (``reduction='none'`` keeps one value per image)."""
+
+    def __init__(self, loss_weight: float = 1.0, reduction: str = 'mean'):
+        super().__init__()
+        self.loss_weight, self.reduction = loss_weight, reduction
+
+    def forward(self, x: Tensor) -> Tensor:
+        loss = torch.linalg.vector_norm(x.flatten(1).float(), dim=1)
+        if self.reduction == 'mean':
+            loss = loss.mean()
+        return self.loss_weight * loss

@@ -1,0 +1,95 @@
+# Small measured Stage I job: one label source (ALS / MultiSample / Tile /
+# Random / noise) on a config's teacher, then label-image agreement.
+#   python tools/analysis/compare_label_sources.py CFG --variant als \
+#       --num-images 16 --label-iters 100 --image-iters 40 --out work_dirs/cmp
+# Every variant synthesises its final images with the same stage-B budget;
+# only ALS spends an extra 160 px label-sampling stage (the baselines' labels
+# do not change, so that stage would be wasted).
+import argparse
+import json
+import os.path as osp
+import sys
+import time
+
+sys.path.insert(0, osp.dirname(osp.dirname(osp.dirname(osp.abspath(
+    __file__)))))
+import mmzsq  # noqa: E402,F401
+
+SAMPLERS = dict(
+    als=dict(type='mmzsq.RandomBoxSampler'),
+    random=dict(type='mmzsq.RandomBoxSampler'),
+    multisample=dict(type='mmzsq.MultiBoxSampler'),  # in-distribution
+    tile=dict(type='mmzsq.TileBoxSampler', grids=[(1, 2), (2, 2), (2, 3)]),
+    noise=dict(type='mmzsq.RandomBoxSampler'))
+
+
+def main(argv=None):
+    p = argparse.ArgumentParser()
+    p.add_argument('config')
+    p.add_argument('--variant', choices=list(SAMPLERS), default='als')
+    p.add_argument('--num-images', type=int, default=16)
+    p.add_argument('--batch-size', type=int, default=16)
+    p.add_argument('--label-res', type=int, default=160)
+    p.add_argument('--image-res', type=int, default=320)
+    p.add_argument('--label-iters', type=int, default=100)
+    p.add_argument('--image-iters', type=int, default=40)
+    p.add_argument('--als-interval', type=int, default=10)
+    p.add_argument('--lr', type=float, default=0.2)
+    p.add_argument('--out', default='work_dirs/label_sources')
+    args = p.parse_args(argv)
+    from mmengine.config import Config
+
+    from mmzsq.evaluation import label_image_agreement
+    from mmzsq.synthesis import DetectorAdapter, generate_synthetic_set
+    cfg = Config.fromfile(args.config)
+    syn = cfg.train_dataloader.dataset.synthesis.to_dict()
+    v = args.variant
+    stages = [dict(resolution=args.image_res,
+                   iters=0 if v == 'noise' else args.image_iters,
+                   reinit_images=True)]
+    if v == 'als':
+        stages.insert(0, dict(resolution=args.label_res,
+                              iters=args.label_iters, label_sampling=True))
+        syn['als'] = dict(syn['als'], interval=args.als_interval)
+    else:
+        syn.pop('als', None)
+    syn.update(num_images=args.num_images, batch_size=args.batch_size,
+               stages=stages, label_sampler=SAMPLERS[v], lr=args.lr,
+               log_interval=10)
+    set_dir = osp.join(args.out, v)
+    t0 = time.time()
+    out = generate_synthetic_set(syn, set_dir)
+    elapsed = time.time() - t0
+    coco = out['coco']
+    n_img = len(coco['images'])
+    img_iters = sum(s['iters'] for s in stages) * n_img
+    import mmengine
+    from mmengine.registry import DefaultScope
+    from mmengine.runner import load_checkpoint
+
+    from mmzsq.synthesis.generate import _default_scope
+    scope = _default_scope(syn['teacher'])
+    import importlib
+    importlib.import_module(f'{scope}.models')
+    reg = importlib.import_module(f'{scope}.registry').MODELS
+    with DefaultScope.overwrite_default_scope(scope):
+        model = reg.build(cfg.model)
+    load_checkpoint(model, syn['teacher_checkpoint'], map_location='cpu',
+                    logger='silent')
+    agree = label_image_agreement(DetectorAdapter(model), set_dir)
+    row = dict(variant=v, images=n_img, stages=stages,
+               time_s=round(elapsed, 1),
+               img_it_per_s=round(img_iters / max(out['stats']['elapsed_s'],
+                                                  1e-9), 2),
+               boxes_per_img=round(len(coco['annotations']) / n_img, 2),
+               classes=len({a['category_id'] for a in coco['annotations']}),
+               mAP50=round(agree['bbox_mAP_50'], 3),
+               mAP=round(agree['bbox_mAP'], 3))
+    print('RESULT ' + json.dumps(row))
+    mmengine.mkdir_or_exist(args.out)
+    with open(osp.join(args.out, 'results.jsonl'), 'a') as f:
+        f.write(json.dumps(row) + '\n')
+
+
+if __name__ == '__main__':
+    main()

@@ -1,0 +1,43 @@
+# Label-image agreement of a synthetic set: mAP50 of the float teacher's
+# detections on the synthetic images against the synthetic labels.
+#   python tools/analysis/label_agreement.py work_dirs/zsq_sets/x \
+#       configs/yolov5/yolov5_n-v61_fp_coco.py work_dirs/weights/yolov5n.pth
+import argparse
+import os.path as osp
+import sys
+
+sys.path.insert(0, osp.dirname(osp.dirname(osp.dirname(osp.abspath(
+    __file__)))))
+import mmzsq  # noqa: E402,F401
+
+
+def main(argv=None):
+    p = argparse.ArgumentParser(description=__doc__)
+    p.add_argument('set_dir')
+    p.add_argument('config', help='config whose `model` is the teacher')
+    p.add_argument('checkpoint')
+    args = p.parse_args(argv)
+    from mmengine.config import Config
+    from mmengine.registry import DefaultScope
+    from mmengine.runner import load_checkpoint
+
+    from mmzsq.evaluation import label_image_agreement
+    from mmzsq.synthesis import DetectorAdapter
+    from mmzsq.synthesis.generate import _default_scope
+    if not osp.exists(osp.join(args.set_dir, 'annotations.json')):
+        sys.exit(f'error: {args.set_dir} has no annotations.json; run '
+                 'tools/synthesize.py first')
+    cfg = Config.fromfile(args.config)
+    scope = _default_scope(cfg.model)
+    import importlib
+    importlib.import_module(f'{scope}.models')
+    registry = importlib.import_module(f'{scope}.registry')
+    with DefaultScope.overwrite_default_scope(scope):
+        model = registry.MODELS.build(cfg.model)
+    load_checkpoint(model, args.checkpoint, map_location='cpu')
+    res = label_image_agreement(DetectorAdapter(model), args.set_dir)
+    print(' '.join(f'{k}={v:.3f}' for k, v in res.items()))
+
+
+if __name__ == '__main__':
+    main()

@@ -1,0 +1,113 @@
+# Label statistics of a synthetic set against a reference COCO json (paper
+# Fig. 3b): category frequencies, box sizes, boxes per image, as PNGs; the
+# KL divergence KL(reference || synthetic) of the category distributions is
+# printed.
+#   python tools/analysis/label_distribution.py work_dirs/zsq_sets/x \
+#       --ref ../shared/data/coco128/annotations/instances_train2017.json
+import argparse
+import json
+import os.path as osp
+import sys
+
+import numpy as np
+
+
+def load(path):
+    if osp.isdir(path):
+        path = osp.join(path, 'annotations.json')
+    if not osp.exists(path):
+        raise FileNotFoundError(f'{path} not found; pass a synthetic set dir '
+                                'or a COCO json')
+    with open(path) as f:
+        return json.load(f)
+
+
+def stats(coco, names):
+    """Category frequencies (over ``names``), sqrt(box area / image area),
+    boxes per image."""
+    id2name = {c['id']: c['name'] for c in coco['categories']}
+    idx = {n: i for i, n in enumerate(names)}
+    imgs = {im['id']: im for im in coco['images']}
+    freq = np.zeros(len(names))
+    sizes, per_img = [], {i: 0 for i in imgs}
+    for a in coco['annotations']:
+        if a.get('iscrowd', 0):
+            continue
+        n = id2name[a['category_id']]
+        if n in idx:
+            freq[idx[n]] += 1
+        im = imgs[a['image_id']]
+        sizes.append(np.sqrt(max(a['bbox'][2] * a['bbox'][3], 0) /
+                             (im['width'] * im['height'])))
+        per_img[a['image_id']] += 1
+    return freq, np.array(sizes), np.array(list(per_img.values()))
+
+
+def kl_divergence(p, q, eps=1e-6):
+    p = (p + eps) / (p + eps).sum()
+    q = (q + eps) / (q + eps).sum()
+    return float((p * np.log(p / q)).sum())
+
+
+def main(argv=None):
+    ap = argparse.ArgumentParser(description='label distribution plots')
+    ap.add_argument('set', help='synthetic set dir or its annotations.json')
+    ap.add_argument('--ref', help='reference COCO json (e.g. real train '
+                    'labels)')
+    ap.add_argument('--out', help='output dir (default: the set dir)')
+    args = ap.parse_args(argv)
+    import matplotlib
+    matplotlib.use('Agg')
+    import matplotlib.pyplot as plt
+    try:
+        syn = load(args.set)
+        ref = load(args.ref) if args.ref else None
+    except FileNotFoundError as e:
+        sys.exit(f'error: {e}')
+    names = [c['name'] for c in sorted(syn['categories'],
+                                       key=lambda c: c['id'])]
+    out = args.out or (args.set if osp.isdir(args.set) else
+                       osp.dirname(args.set))
+    fs, ss, bs = stats(syn, names)
+    series = [('synthetic', fs, ss, bs)]
+    if ref is not None:
+        fr, sr, br = stats(ref, names)
+        series.append(('reference', fr, sr, br))
+        kl = kl_divergence(fr, fs)
+        print(f'KL(reference || synthetic) over {len(names)} categories: '
+              f'{kl:.4f}')
+    paths = []
+    fig, ax = plt.subplots(figsize=(18, 4))
+    w = 0.8 / len(series)
+    for i, (lab, f, _, _) in enumerate(series):
+        ax.bar(np.arange(len(names)) + i * w, f / max(f.sum(), 1), w,
+               label=lab)
+    ax.set_xticks(np.arange(len(names)))
+    ax.set_xticklabels(names, rotation=90, fontsize=6)
+    ax.set_ylabel('fraction of boxes')
+    ax.legend()
+    fig.tight_layout()
+    paths.append(osp.join(out, 'category_frequency.png'))
+    fig.savefig(paths[-1], dpi=100)
+    plt.close(fig)
+    for key, col, bins, xl in (('box_size', 2, np.linspace(0, 1, 21),
+                                'sqrt(box area / image area)'),
+                               ('boxes_per_image', 3, np.arange(0.5, 31.5),
+                                'boxes per image')):
+        fig, ax = plt.subplots(figsize=(6, 4))
+        for s in series:
+            ax.hist(s[col], bins=bins, density=True, alpha=0.5, label=s[0])
+        ax.set_xlabel(xl)
+        ax.legend()
+        fig.tight_layout()
+        paths.append(osp.join(out, f'{key}.png'))
+        fig.savefig(paths[-1], dpi=100)
+        plt.close(fig)
+    print(f'{int(fs.sum())} boxes on {len(bs)} images, '
+          f'{bs.mean():.2f} boxes/image, {(fs > 0).sum()} classes')
+    for p in paths:
+        print(p)
+
+
+if __name__ == '__main__':
+    main()
