@@ -19,6 +19,7 @@ except ImportError as e:  # pragma: no cover
 from mmengine.config import Config, DictAction  # noqa: E402
 
 from mmzsq.utils.cli import UserError, exit_on_user_error  # noqa: E402
+from mmzsq.utils.zsq_config import fill_synthesis_teacher  # noqa: E402
 
 
 def parse_args(argv=None):
@@ -49,6 +50,7 @@ def main(argv=None):
         cfg = Config.fromfile(args.config)
         if args.cfg_options:
             cfg.merge_from_dict(args.cfg_options)
+        fill_synthesis_teacher(cfg)
         ds = cfg.get('train_dataloader', {}).get('dataset', {})
         synthesis = ds.get('synthesis')
         if not synthesis:

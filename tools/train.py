@@ -15,6 +15,7 @@ except ImportError as e:  # pragma: no cover - exercised from the shell
 from mmengine.config import Config, DictAction  # noqa: E402
 
 from mmzsq.utils.cli import build_runner, exit_on_user_error  # noqa: E402
+from mmzsq.utils.zsq_config import fill_synthesis_teacher  # noqa: E402
 
 
 def parse_args():
@@ -61,6 +62,7 @@ def main():
         elif args.resume is not None:
             cfg.resume = True
             cfg.load_from = args.resume
+        fill_synthesis_teacher(cfg)  # Stage I teacher = the float model
         runner = build_runner(cfg)
         runner.train()
 
