@@ -31,3 +31,21 @@ METRICS = Registry('metric', parent=MMDET_METRICS, scope='mmzsq',
                    locations=['mmzsq.evaluation'])
 VISUALIZERS = Registry('visualizer', parent=MMDET_VISUALIZERS, scope='mmzsq',
                        locations=['mmzsq.visualization'])
+
+
+def _expose_at_root(*registries):
+    """Make ``type='mmzsq.X'`` resolvable from any scope.
+
+    MMEngine resolves a scoped key only among the *direct* children of the
+    root registry, but ours are grandchildren (root -> mmrazor/mmdet ->
+    mmzsq), so e.g. an mmyolo-scoped runner could not find ``mmzsq.X``.  We
+    also list each registry among its root's children (its parent, used for
+    unscoped look-ups, stays mmrazor/mmdet).
+    """
+    for reg in registries:
+        root = reg._get_root_registry()
+        root._children.setdefault(reg.scope, reg)
+
+
+_expose_at_root(MODELS, TASK_UTILS, DATASETS, TRANSFORMS, HOOKS, LOOPS,
+                METRICS, VISUALIZERS)
