@@ -22,6 +22,9 @@ train_dataloader = dict(
     batch_size=8,
     num_workers=2,
     persistent_workers=False,
+    # (re-stated: the `mmyolo::` base tags it with `_scope_`, which
+    # mmengine would pass on to the function)
+    collate_fn=dict(_delete_=True, type='yolov5_collate'),
     dataset=dict(
         _delete_=True,
         type='mmzsq.SyntheticDetDataset',

@@ -147,6 +147,8 @@ class LSQFakeQuantize(LearnableFakeQuantize):
         if not self.fake_quant_enabled[0]:
             return x
         qn, qp = self.quant_min, self.quant_max
+        if not torch.is_grad_enabled():  # inference: one fused kernel
+            return self._fused(x)
         n = x.numel() / self.scale.numel()  # elements per step size
         g = 1.0 / math.sqrt(n * qp)
         s = self._view(_grad_scale(self.scale.abs() + self.eps, g), x)
@@ -154,6 +156,21 @@ class LSQFakeQuantize(LearnableFakeQuantize):
             beta = self._view(_grad_scale(self.zero_point, g), x)
             return _round_ste(((x - beta) / s).clamp(qn, qp)) * s + beta
         return _round_ste((x / s).clamp(qn, qp)) * s
+
+    def _fused(self, x):
+        s = (self.scale.detach().abs() + self.eps).float()
+        beta = self._view(self.zero_point.detach(), x) \
+            if self.learn_offset else None
+        y = x - beta if beta is not None else x
+        if self.per_channel:
+            y = torch.fake_quantize_per_channel_affine(
+                y.float(), s, torch.zeros_like(s, dtype=torch.int32),
+                self.ch_axis % x.dim(), self.quant_min, self.quant_max)
+        else:
+            y = torch.fake_quantize_per_tensor_affine(
+                y.float(), float(s), 0, self.quant_min, self.quant_max)
+        y = y.to(x.dtype)
+        return y + beta if beta is not None else y
 
     def _load_from_state_dict(self, state_dict, prefix, local_metadata,
                               strict, missing_keys, unexpected_keys,
