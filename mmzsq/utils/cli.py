@@ -23,6 +23,9 @@ def build_runner(cfg: Config):
     """``Runner.from_cfg`` (or ``cfg.runner_type``) with mmzsq's errors."""
     from mmengine.registry import RUNNERS
     from mmengine.runner import Runner
+
+    from mmzsq.engine.cpu_distributed import prepare_cpu_distributed
+    prepare_cpu_distributed(cfg)
     try:
         if 'runner_type' in cfg:
             return RUNNERS.build(cfg)

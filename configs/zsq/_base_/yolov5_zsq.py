@@ -14,7 +14,8 @@ test_evaluator = val_evaluator
 model = dict(
     _delete_=True,
     type='mmzsq.QuantDistillAlgorithm',
-    architecture=_base_.model,
+    # BN stats are frozen (freeze_bn_stats): no SyncBN, which is GPU-only
+    architecture=dict(**_base_.model, use_syncbn=False),
     init_checkpoint=None,  # float teacher = student init; size configs
     quantizer=dict(type='mmzsq.EagerLSQQuantizer', w_bits=8, a_bits=8),
     quant_mode='qat',
