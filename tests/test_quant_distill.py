@@ -169,3 +169,19 @@ def test_nan_loss_stops_naming_step_and_term():
     with pytest.raises(NonFiniteLossError,
                        match=r'loss_feat is nan at step 7'):
         algo(**yolo_batch(algo), mode='loss')
+
+
+def test_bad_bits_in_config_is_a_one_line_tool_error(tmp_path):
+    import subprocess
+    import sys
+
+    from tests.conftest import ROOT
+    out = subprocess.run(
+        [sys.executable, 'tools/train.py', 'configs/zsq/yolov5_n_w4a8.py',
+         '--work-dir', str(tmp_path), '--cfg-options',
+         'model.quantizer.w_bits=9', 'model.init_checkpoint=None'],
+        cwd=ROOT, capture_output=True, text=True, timeout=300)
+    assert out.returncode != 0
+    last = out.stderr.strip().splitlines()[-1]
+    assert last.startswith('error: w_bits must be an integer in 2..8, got 9')
+    assert 'Traceback' not in out.stderr

@@ -6,6 +6,3 @@ max_iters = 200
 train_cfg = dict(max_iters=max_iters, val_interval=max_iters)
 param_scheduler = [dict(type='CosineAnnealingLR', by_epoch=False,
                         T_max=max_iters, eta_min=1e-6)]
-# Adam moves every step size by ~lr per step: keep it small (8-bit weight
-# steps are ~1e-3)
-optim_wrapper = dict(optimizer=dict(lr=1e-5))

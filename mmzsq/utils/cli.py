@@ -11,6 +11,10 @@ class UserError(Exception):
     """A mistake in the user's input; the tools print it as one line."""
 
 
+class ConfigError(UserError, ValueError):
+    """A bad value in a config (bit-width, class count, checkpoint)."""
+
+
 def check_checkpoint(path: str) -> None:
     if not path or not osp.isfile(osp.expanduser(path)):
         raise UserError(

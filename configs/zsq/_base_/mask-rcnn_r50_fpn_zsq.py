@@ -35,6 +35,11 @@ val_cfg = dict(type='ValLoop')
 test_cfg = dict(type='TestLoop')
 optim_wrapper = dict(_delete_=True, type='OptimWrapper',
                      optimizer=dict(type='Adam', lr=1e-4, weight_decay=0.0),
+                     # as YOLOv5: weights 1e-5, LSQ step sizes/offsets 1e-4
+                     paramwise_cfg=dict(custom_keys={
+                         'fake_quant.': dict(lr_mult=1.0),
+                         '.weight': dict(lr_mult=0.1),
+                         '.bias': dict(lr_mult=0.1)}),
                      clip_grad=dict(max_norm=10.0))
 param_scheduler = [dict(type='CosineAnnealing1e-4', by_epoch=False,
                         T_max=max_iters, eta_min=1e-4 * 0.01)]

@@ -30,6 +30,13 @@ train_cfg = dict(_delete_=True, type='IterBasedTrainLoop',
 optim_wrapper = dict(
     _delete_=True, type='OptimWrapper',
     optimizer=dict(type='Adam', lr=1e-4, weight_decay=0.0),
+    # Adam moves every parameter by ~lr per step: at 1e-4 the weights drift
+    # away from the teacher in short runs (measured: W8A8 YOLOv5n -9 mAP
+    # after 25 iters); weights/biases 1e-5, LSQ step sizes/offsets 1e-4.
+    # (mmengine matches the longest key first)
+    paramwise_cfg=dict(custom_keys={
+        'fake_quant.': dict(lr_mult=1.0),
+        '.weight': dict(lr_mult=0.1), '.bias': dict(lr_mult=0.1)}),
     clip_grad=dict(max_norm=10.0))
 param_scheduler = [dict(type='CosineAnnealingLR', by_epoch=False,
                         T_max=max_iters, eta_min=1e-6)]

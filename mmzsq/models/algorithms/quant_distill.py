@@ -23,7 +23,7 @@ from torch.nn.modules.batchnorm import _BatchNorm
 
 from mmzsq.models.fake_quants import LSQFakeQuantize
 from mmzsq.registry import MODELS
-from mmzsq.utils.cli import UserError
+from mmzsq.utils.cli import ConfigError, UserError
 
 QUANT_MODES = ('qat', 'ptq')
 
@@ -111,7 +111,7 @@ class QuantDistillAlgorithm(BaseAlgorithm):
         nt, ns = num_classes_of(self.teacher), num_classes_of(
             self.architecture)
         if nt != ns:
-            raise ValueError(
+            raise ConfigError(
                 f'teacher has {nt} classes but the student {ns}; teacher and '
                 'student must be the same detector (set the same num_classes '
                 'in both model configs)')
@@ -191,7 +191,7 @@ class QuantDistillAlgorithm(BaseAlgorithm):
         own = model.state_dict()
         for k, v in state.items():
             if k in own and own[k].shape != v.shape:
-                raise ValueError(
+                raise ConfigError(
                     f'{src}: {k} has shape {tuple(v.shape)} in the checkpoint '
                     f'but {tuple(own[k].shape)} in the model; the checkpoint '
                     'is another detector or class count (set num_classes to '

@@ -27,6 +27,7 @@ from mmrazor.models import LearnableFakeQuantize
 from mmrazor.models.observers import LSQObserver, LSQPerChannelObserver
 
 from mmzsq.registry import MODELS
+from mmzsq.utils.cli import ConfigError
 
 MIN_BITS, MAX_BITS = 2, 8
 
@@ -34,7 +35,7 @@ MIN_BITS, MAX_BITS = 2, 8
 def check_bits(bits, what='bit-width'):
     if not isinstance(bits, int) or isinstance(bits, bool) or \
             not MIN_BITS <= bits <= MAX_BITS:
-        raise ValueError(
+        raise ConfigError(
             f'{what} must be an integer in {MIN_BITS}..{MAX_BITS}, got '
             f'{bits!r}; set e.g. w_bits=4, a_bits=8 in the quantizer config')
     return bits
@@ -179,7 +180,7 @@ class LSQFakeQuantize(LearnableFakeQuantize):
         if key in state_dict and \
                 not torch.equal(state_dict[key].cpu(), self.qrange.cpu()):
             b, lo, hi = state_dict[key].tolist()
-            raise ValueError(
+            raise ConfigError(
                 f'{prefix[:-1]}: checkpoint quantized to {b} bits '
                 f'[{lo}, {hi}] but the config builds {self.bits} bits '
                 f'[{self.quant_min}, {self.quant_max}]; use the config the '
