@@ -44,7 +44,7 @@ def test_config_builds(path):
     lw = model.loss_weights
     if '_no-det_' in name:
         assert lw.det == 0
-    if '_lsq-real_' in name:
+    if '-real_' in name:
         assert lw.kd == lw.feat == 0
         assert cfg.train_dataloader.dataset.type in ('YOLOv5CocoDataset',
                                                     'CocoDataset')
@@ -67,3 +67,9 @@ def test_config_builds(path):
     algo = MODELS.build(model)
     assert any(is_quantized(m) for m in algo.architecture.modules())
     assert not any(is_quantized(m) for m in algo.teacher.modules())
+
+
+def test_lsq_plus_config_builds_asymmetric_activations():
+    cfg = Config.fromfile(osp.join(ROOT, 'configs', 'zsq',
+                                   'yolov5_n_lsq-plus-real_w4a8.py'))
+    assert cfg.model.quantizer.a_lsq_plus is True
