@@ -11,6 +11,10 @@ class UserError(Exception):
     """A mistake in the user's input; the tools print it as one line."""
 
 
+class ConfigError(UserError, ValueError):
+    """A bad value in a config (bit-width, class count, checkpoint)."""
+
+
 def check_checkpoint(path: str) -> None:
     if not path or not osp.isfile(osp.expanduser(path)):
         raise UserError(
@@ -24,6 +28,9 @@ def build_runner(cfg: Config):
     """``Runner.from_cfg`` (or ``cfg.runner_type``) with mmzsq's errors."""
     from mmengine.registry import RUNNERS
     from mmengine.runner import Runner
+
+    from mmzsq.engine.cpu_distributed import prepare_cpu_distributed
+    prepare_cpu_distributed(cfg)
     try:
         if 'runner_type' in cfg:
             return RUNNERS.build(cfg)

@@ -1,6 +1,12 @@
+# Stage I inversion priors
 from .bn_statistics_loss import BNStatisticsLoss
 from .image_prior_losses import ImageL2Loss, TotalVariationLoss
 from .patch_similarity_entropy_loss import PatchSimilarityEntropyLoss
+# Stage II distillation
+from .binary_kl import bernoulli_kl
+from .two_stage_kd_loss import TwoStageKDLoss
+from .yolo_kd_loss import YOLOKDLoss
 
 __all__ = ['BNStatisticsLoss', 'TotalVariationLoss', 'ImageL2Loss',
-           'PatchSimilarityEntropyLoss']
+           'PatchSimilarityEntropyLoss', 'bernoulli_kl', 'YOLOKDLoss',
+           'TwoStageKDLoss']

@@ -1,0 +1,37 @@
+# YOLOv5 family: train data of Stage II (THE one place to edit it): Stage
+# I's synthetic set, synthesised on first use with ./synthesis_yolov5.py (its
+# teacher defaults to the algorithm's float model: tools/train.py fills in
+# teacher / teacher_checkpoint from model.architecture / init_checkpoint).
+# Any COCO-format set works the same way (the *_lsq-real_* configs swap in
+# real COCO images).
+_base_ = ['mmyolo::yolov5/yolov5_s-v61_syncbn_fast_8xb16-300e_coco.py',
+          './synthesis_yolov5.py']
+custom_imports = dict(imports=['mmzsq'], allow_failed_imports=False)
+
+zsq_train_pipeline = [
+    dict(type='LoadImageFromFile', backend_args=None),
+    dict(type='LoadAnnotations', with_bbox=True),
+    dict(type='YOLOv5KeepRatioResize', scale=(640, 640)),
+    dict(type='LetterResize', scale=(640, 640), allow_scale_up=False,
+         pad_val=dict(img=114)),
+    dict(type='mmdet.RandomFlip', prob=0.5),
+    dict(type='mmdet.PackDetInputs',
+         meta_keys=('img_id', 'img_path', 'ori_shape', 'img_shape', 'flip',
+                    'flip_direction', 'scale_factor', 'pad_param'))
+]
+train_dataloader = dict(
+    batch_size=8,
+    num_workers=2,
+    persistent_workers=False,
+    # (re-stated: the `mmyolo::` base tags it with `_scope_`, which
+    # mmengine would pass on to the function)
+    collate_fn=dict(_delete_=True, type='yolov5_collate'),
+    dataset=dict(
+        _delete_=True,
+        type='mmzsq.SyntheticDetDataset',
+        data_root='work_dirs/zsq_sets/yolov5/',  # per size: ./yolov5_*.py
+        ann_file='annotations.json',
+        data_prefix=dict(img='images/'),
+        filter_cfg=dict(filter_empty_gt=False, min_size=2),
+        pipeline=zsq_train_pipeline,
+        synthesis=_base_.synthesis))

@@ -1,0 +1,3 @@
+# mask-rcnn_swin-t W6A6 zero-shot QAT on the synthetic set.
+_base_ = './_base_/mask-rcnn_swin-t_zsq.py'
+model = dict(quantizer=dict(w_bits=6, a_bits=6))

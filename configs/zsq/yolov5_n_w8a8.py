@@ -1,0 +1,3 @@
+# YOLOv5-n W8A8 zero-shot QAT on the synthetic set.
+_base_ = './_base_/yolov5_n.py'
+model = dict(quantizer=dict(w_bits=8, a_bits=8))

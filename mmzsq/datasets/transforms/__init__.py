@@ -1,0 +1,3 @@
+from .box_masks import BoxMasks
+
+__all__ = ['BoxMasks']

@@ -1,0 +1,198 @@
+"""LSQ / LSQ+ fake quantization (MMRazor ``LearnableFakeQuantize`` subclass).
+
+Differences to MMRazor's class, each deliberate:
+
+* bit-width based construction: ``bits`` gives the signed symmetric range
+  ``[-2^(b-1), 2^(b-1)-1]`` (LSQ, weights and activations) or, with
+  ``signed=False``, ``[0, 2^b-1]``;
+* **init-then-learn**: the step size is set *once*, from the first tensor
+  seen (``2*mean|x|/sqrt(Qp)``), then only learned.  MMRazor's observer keeps
+  re-estimating it while ``static_enabled``; here ``initialized`` (a buffer,
+  saved in checkpoints) marks that the estimate has been taken;
+* the initial estimate is averaged over ranks on any device (MMRazor's
+  ``sync_tensor`` only syncs CUDA tensors), so DDP ranks start identical;
+* the forward is written with straight-through rounding in plain torch, which
+  gives exactly LSQ's gradients, gradient scale ``g = 1/sqrt(N*Qp)`` (N: the
+  number of elements sharing one step size), and makes LSQ+ right:
+  ``x_hat = s * round(clamp((x - beta)/s, Qn, Qp)) + beta`` with a learnable
+  real-valued offset ``beta`` applied *before* rounding;
+* per-channel step sizes (weights) are sized at construction, so the
+  parameter never changes shape after a DDP wrapper has been built.
+"""
+import math
+
+import torch
+import torch.distributed as dist
+from mmrazor.models import LearnableFakeQuantize
+from mmrazor.models.observers import LSQObserver, LSQPerChannelObserver
+
+from mmzsq.registry import MODELS
+from mmzsq.utils.cli import ConfigError
+
+MIN_BITS, MAX_BITS = 2, 8
+
+
+def check_bits(bits, what='bit-width'):
+    if not isinstance(bits, int) or isinstance(bits, bool) or \
+            not MIN_BITS <= bits <= MAX_BITS:
+        raise ConfigError(
+            f'{what} must be an integer in {MIN_BITS}..{MAX_BITS}, got '
+            f'{bits!r}; set e.g. w_bits=4, a_bits=8 in the quantizer config')
+    return bits
+
+
+def _grad_scale(x, g):
+    """Value of ``x``, gradient multiplied by ``g`` (LSQ's trick)."""
+    return (x - x * g).detach() + x * g
+
+
+def _round_ste(x):
+    return (x.round() - x).detach() + x
+
+
+def _mean_over_ranks(t):
+    if dist.is_available() and dist.is_initialized() and \
+            dist.get_world_size() > 1:
+        t = t.clone()
+        dist.all_reduce(t, op=dist.ReduceOp.SUM)
+        t /= dist.get_world_size()
+    return t
+
+
+@MODELS.register_module()
+class LSQFakeQuantize(LearnableFakeQuantize):
+    """LSQ (or LSQ+ with ``learn_offset=True``) fake quantizer.
+
+    Args:
+        bits (int): 2..8.
+        signed (bool): signed range ``[-2^(b-1), 2^(b-1)-1]`` (default, LSQ)
+            or unsigned ``[0, 2^b-1]``.
+        learn_offset (bool): LSQ+ asymmetric quantization with a learnable
+            real offset ``beta`` (activations).  Init: min/max of the first
+            tensor (``s=(max-min)/(Qp-Qn)``, ``beta=min-Qn*s``).
+        per_channel (bool): one step size per output channel (``ch_axis``);
+            needs ``num_channels``.
+    """
+
+    def __init__(self, bits=8, signed=True, learn_offset=False,
+                 per_channel=False, num_channels=1, ch_axis=0):
+        check_bits(bits)
+        if signed:
+            qmin, qmax = -2**(bits - 1), 2**(bits - 1) - 1
+        else:
+            qmin, qmax = 0, 2**bits - 1
+        observer = LSQPerChannelObserver if per_channel else LSQObserver
+        obs_kwargs = dict(
+            dtype=torch.qint8 if signed else torch.quint8,
+            qscheme=torch.per_channel_symmetric
+            if per_channel else torch.per_tensor_symmetric)
+        if per_channel:
+            obs_kwargs['ch_axis'] = ch_axis
+        super().__init__(observer, quant_min=qmin, quant_max=qmax,
+                         use_grad_scaling=True,
+                         zero_point_trainable=learn_offset, **obs_kwargs)
+        self.bits, self.signed = bits, signed
+        self.learn_offset, self.per_channel = learn_offset, per_channel
+        self.ch_axis = ch_axis
+        n = num_channels if per_channel else 1
+        self.scale = torch.nn.Parameter(torch.ones(n))
+        # LSQ+: ``zero_point`` holds the real-valued offset beta (not an
+        # integer zero point); plain LSQ keeps it a zero buffer.
+        if learn_offset:
+            self.zero_point = torch.nn.Parameter(torch.zeros(n))
+        else:
+            self.zero_point = torch.zeros(n)
+        # bit-width + range, so checkpoints carry (and check) them
+        self.register_buffer('qrange', torch.tensor([bits, qmin, qmax]))
+        self.register_buffer('initialized', torch.tensor([0],
+                                                         dtype=torch.uint8))
+        # learn from the start (requires_grad fixed before any DDP wrapper)
+        self.toggle_qparam_learning(True)
+        self.toggle_observer_update(False)
+
+    # ------------------------------------------------------------------
+    def _view(self, t, x):
+        if not self.per_channel:
+            return t
+        shape = [1] * x.dim()
+        shape[self.ch_axis] = -1
+        return t.reshape(shape)
+
+    @torch.no_grad()
+    def init_from(self, x):
+        """Set step size (and offset) from ``x``; averaged over ranks."""
+        x = x.detach().float()
+        if self.per_channel:
+            dims = [d for d in range(x.dim()) if d != self.ch_axis % x.dim()]
+            absmean = x.abs().mean(dim=dims)
+            xmin, xmax = x.amin(dim=dims), x.amax(dim=dims)
+        else:
+            self.activation_post_process(x)  # MMRazor LSQObserver stats
+            absmean = self.activation_post_process.tensor_norm.reshape(1)
+            xmin, xmax = x.min().reshape(1), x.max().reshape(1)
+        if self.learn_offset:
+            span = (xmax - xmin).clamp(min=1e-8)
+            scale = span / (self.quant_max - self.quant_min)
+            offset = xmin - self.quant_min * scale
+            offset = _mean_over_ranks(offset)
+            self.zero_point.data.copy_(offset.to(self.zero_point))
+        else:
+            scale = 2 * absmean / math.sqrt(self.quant_max)
+        scale = _mean_over_ranks(scale.clamp(min=1e-8))
+        self.scale.data.copy_(scale.to(self.scale))
+        self.initialized.fill_(1)
+
+    def forward(self, x):
+        if not self.initialized[0] or self.static_enabled[0]:
+            self.init_from(x)
+        if not self.fake_quant_enabled[0]:
+            return x
+        qn, qp = self.quant_min, self.quant_max
+        if not torch.is_grad_enabled():  # inference: one fused kernel
+            return self._fused(x)
+        n = x.numel() / self.scale.numel()  # elements per step size
+        g = 1.0 / math.sqrt(n * qp)
+        s = self._view(_grad_scale(self.scale.abs() + self.eps, g), x)
+        if self.learn_offset:
+            beta = self._view(_grad_scale(self.zero_point, g), x)
+            return _round_ste(((x - beta) / s).clamp(qn, qp)) * s + beta
+        return _round_ste((x / s).clamp(qn, qp)) * s
+
+    def _fused(self, x):
+        s = (self.scale.detach().abs() + self.eps).float()
+        beta = self._view(self.zero_point.detach(), x) \
+            if self.learn_offset else None
+        y = x - beta if beta is not None else x
+        if self.per_channel:
+            y = torch.fake_quantize_per_channel_affine(
+                y.float(), s, torch.zeros_like(s, dtype=torch.int32),
+                self.ch_axis % x.dim(), self.quant_min, self.quant_max)
+        else:
+            y = torch.fake_quantize_per_tensor_affine(
+                y.float(), float(s), 0, self.quant_min, self.quant_max)
+        y = y.to(x.dtype)
+        return y + beta if beta is not None else y
+
+    def _load_from_state_dict(self, state_dict, prefix, local_metadata,
+                              strict, missing_keys, unexpected_keys,
+                              error_msgs):
+        key = prefix + 'qrange'
+        if key in state_dict and \
+                not torch.equal(state_dict[key].cpu(), self.qrange.cpu()):
+            b, lo, hi = state_dict[key].tolist()
+            raise ConfigError(
+                f'{prefix[:-1]}: checkpoint quantized to {b} bits '
+                f'[{lo}, {hi}] but the config builds {self.bits} bits '
+                f'[{self.quant_min}, {self.quant_max}]; use the config the '
+                'checkpoint was trained with')
+        super()._load_from_state_dict(state_dict, prefix, local_metadata,
+                                      strict, missing_keys, unexpected_keys,
+                                      error_msgs)
+
+    def extra_repr(self):
+        s = self.scale.detach()
+        return (f'bits={self.bits}, range=[{self.quant_min}, '
+                f'{self.quant_max}], per_channel={self.per_channel}, '
+                f'lsq_plus={self.learn_offset}, '
+                f'initialized={bool(self.initialized[0])}, '
+                f'scale={s.flatten()[:4].tolist()}')

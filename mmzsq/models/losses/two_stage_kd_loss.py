@@ -1,0 +1,44 @@
+"""Prediction distillation loss for two-stage (RPN + RoI) detectors."""
+import torch.nn as nn
+from mmrazor.models import KLDivergence
+
+from mmzsq.registry import MODELS
+from .binary_kl import bernoulli_kl
+
+
+@MODELS.register_module()
+class TwoStageKDLoss(nn.Module):
+    """L_KD for mmdet two-stage detectors (Faster/Mask R-CNN).
+
+    What is compared:
+
+    * RPN objectness: for every anchor, the Bernoulli distribution
+      ``sigmoid(rpn_cls / tau)`` of teacher vs student (RPN heads use
+      sigmoid, one logit per anchor);
+    * RoI classification: for every RoI the *student* sampled during its own
+      loss, the teacher's RoI head is run on the same boxes (its own
+      features) and ``softmax(cls_score / tau)`` over C+1 classes (incl.
+      background) is compared.
+
+    Each term is a ``tau^2``-scaled KL(teacher || student), averaged over
+    anchors / RoIs; the RPN term is averaged over levels.
+    """
+
+    def __init__(self, tau: float = 4.0, rpn_weight: float = 1.0,
+                 roi_weight: float = 1.0):
+        super().__init__()
+        self.tau = tau
+        self.rpn_weight, self.roi_weight = rpn_weight, roi_weight
+        self.kl = KLDivergence(tau=tau, reduction='batchmean')
+
+    def forward(self, s_rpn_cls, t_rpn_cls, s_roi_cls=None, t_roi_cls=None):
+        loss = 0
+        if self.rpn_weight:
+            rpn = sum(bernoulli_kl(s, t, self.tau)
+                      for s, t in zip(s_rpn_cls, t_rpn_cls))
+            loss = loss + self.rpn_weight * rpn / len(s_rpn_cls)
+        if self.roi_weight and s_roi_cls is not None and \
+                s_roi_cls.numel() > 0:
+            loss = loss + self.roi_weight * self.kl(s_roi_cls.float(),
+                                                    t_roi_cls.float())
+        return loss

@@ -1,0 +1,109 @@
+"""LSQ / LSQ+ fake-quant numerics on known tensors."""
+import math
+
+import pytest
+import torch
+
+from mmzsq.models.fake_quants import LSQFakeQuantize
+
+
+@pytest.mark.parametrize('bits', [2, 4, 8])
+def test_codes_in_signed_range_and_init(bits):
+    torch.manual_seed(0)
+    x = torch.randn(4, 8, 5, 5) * 3
+    q = LSQFakeQuantize(bits=bits)
+    assert (q.quant_min, q.quant_max) == (-2**(bits - 1), 2**(bits - 1) - 1)
+    y = q(x)
+    qp = 2**(bits - 1) - 1
+    # init = 2 mean|x| / sqrt(Qp), taken once, from the first tensor
+    s = q.scale.detach().abs() + q.eps
+    assert torch.allclose(s, 2 * x.abs().mean() / math.sqrt(qp), rtol=1e-5)
+    codes = y.detach() / s
+    assert torch.allclose(codes, codes.round(), atol=1e-3)
+    assert codes.min() >= q.quant_min - 1e-3
+    assert codes.max() <= q.quant_max + 1e-3
+    assert codes.min() < 0  # signed, symmetric
+    # init-then-learn: a second, different tensor does not re-estimate
+    q(x * 10)
+    assert torch.allclose(q.scale.detach().abs() + q.eps, s)
+
+
+def test_step_size_gradient_matches_lsq_formula():
+    torch.manual_seed(0)
+    bits, x = 4, torch.randn(3, 7, 6) * 2
+    q = LSQFakeQuantize(bits=bits)
+    q(x)
+    q.scale.data.fill_(0.37)
+    r = torch.randn_like(x)
+    xv = x.clone().requires_grad_(True)
+    (q(xv) * r).sum().backward()
+    s = 0.37 + q.eps.item()
+    qn, qp = q.quant_min, q.quant_max
+    v = x / s
+    dyds = torch.where(v <= qn, torch.full_like(v, qn),
+                       torch.where(v >= qp, torch.full_like(v, qp),
+                                   v.round() - v))
+    g = 1 / math.sqrt(x.numel() * qp)
+    expected = g * (r * dyds).sum()
+    assert torch.allclose(q.scale.grad, expected.reshape(1), rtol=1e-4,
+                          atol=1e-6)
+    # straight-through estimator for x: pass inside the range, 0 outside
+    inside = (v > qn) & (v < qp)
+    assert torch.allclose(xv.grad, r * inside)
+    # inference (fused kernel) == training path
+    with torch.no_grad():
+        assert torch.allclose(q(x), q(x.clone().requires_grad_()).detach())
+
+
+def test_lsq_plus_offset_applied_before_rounding():
+    torch.manual_seed(0)
+    x = torch.rand(2, 3, 8, 8) * 5 + 1.0  # strictly positive activations
+    q = LSQFakeQuantize(bits=4, learn_offset=True)
+    q(x)
+    assert q.zero_point.requires_grad and q.zero_point.abs().item() > 0
+    s, beta = q.scale.item() + q.eps.item(), q.zero_point.item()
+    y = q(x)
+    codes = (y.detach() - beta) / s
+    assert torch.allclose(codes, codes.round(), atol=1e-3)
+    assert codes.min() >= -8 - 1e-3 and codes.max() <= 7 + 1e-3
+    # the whole range is used: an offset-less x/s would clip at 7*s
+    assert (y.detach() - x).abs().max() <= s / 2 + 1e-4
+    # offset gradient (LSQ+): d x_hat / d beta = 1 where clipped, 0 inside
+    q.scale.data.mul_(0.5)
+    r = torch.randn_like(x)
+    (q(x) * r).sum().backward()
+    s = q.scale.item() + q.eps.item()
+    v = (x - beta) / s
+    clipped = (v <= -8) | (v >= 7)
+    assert clipped.any()
+    g = 1 / math.sqrt(x.numel() * 7)
+    assert torch.allclose(q.zero_point.grad, g * (r * clipped).sum(),
+                          rtol=1e-4)
+
+
+def test_per_channel_weights():
+    w = torch.cat([torch.randn(1, 4, 3, 3) * 0.01,
+                   torch.randn(1, 4, 3, 3) * 1.0])
+    q = LSQFakeQuantize(bits=4, per_channel=True, num_channels=2)
+    q(w)
+    assert q.scale.shape == (2,)
+    assert q.scale[1] > 20 * q.scale[0]
+
+
+@pytest.mark.parametrize('bits', [1, 9, 3.5, 0])
+def test_bits_out_of_range_is_a_clear_error(bits):
+    with pytest.raises(ValueError, match='2..8'):
+        LSQFakeQuantize(bits=bits)
+
+
+def test_state_dict_carries_bits_and_rejects_mismatch():
+    q8 = LSQFakeQuantize(bits=8)
+    q8(torch.randn(10))
+    sd = q8.state_dict()
+    assert sd['qrange'].tolist() == [8, -128, 127]
+    assert sd['initialized'].item() == 1
+    q8b = LSQFakeQuantize(bits=8)
+    q8b.load_state_dict(sd)
+    assert torch.equal(q8b.scale, q8.scale) and q8b.initialized.item() == 1
+    with pytest.raises(ValueError, match='8 bits'):
+        LSQFakeQuantize(bits=4).load_state_dict(sd)
