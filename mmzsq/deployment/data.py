@@ -17,6 +17,8 @@ def build_loader(cfg, split: str = 'test'):
         raise UserError(f'the config has no {key}')
     dl = copy.deepcopy(cfg[key])
     dl.num_workers, dl.persistent_workers = 0, False
+    if isinstance(dl.get('collate_fn'), dict):  # a function takes no scope
+        dl.collate_fn.pop('_scope_', None)
     try:
         return Runner.build_dataloader(dl)
     except FileNotFoundError as e:
@@ -29,5 +31,8 @@ def preprocessed(detector, loader, n_batches: int) -> Iterator[torch.Tensor]:
     """The first ``n_batches`` input tensors after the detector's
     ``data_preprocessor`` (eval mode)."""
     for batch in itertools.islice(loader, n_batches):
+        # yolov5_collate (mmyolo train loaders) packs the samples as a dict,
+        # which only the preprocessor's training branch reads
+        train_fmt = isinstance(batch.get('data_samples'), dict)
         with torch.no_grad():
-            yield detector.data_preprocessor(batch, False)['inputs']
+            yield detector.data_preprocessor(batch, train_fmt)['inputs']
