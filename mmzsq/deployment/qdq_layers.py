@@ -35,6 +35,7 @@ class _QDQMixin:
         self.register_buffer('w_scale', w_scale.float().reshape(-1))
         self.register_buffer('bias', None if bias is None else bias.float())
         self.register_buffer('a_scale', torch.tensor(float(a_scale)))
+        self.a_step = float(a_scale)  # python float: a constant when traced
         self.a_qmin, self.a_qmax = int(a_qmin), int(a_qmax)
         self.out_scale: Optional[float] = None
         self.out_zero_point: int = 0
@@ -52,7 +53,7 @@ class _QDQMixin:
         return self.w_codes * self.w_scale.reshape(shape)
 
     def _qdq_input(self, x):
-        s = float(self.a_scale)
+        s = self.a_step
         # signed student range -> int8, unsigned -> uint8 (zero-point 0)
         lo, hi = (0, 255) if self.a_qmin >= 0 else (INT8_MIN, INT8_MAX)
         if (self.a_qmin, self.a_qmax) != (lo, hi):
