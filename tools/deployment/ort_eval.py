@@ -47,7 +47,9 @@ def parse_args(argv=None):
     p.add_argument('--rounds', type=int, default=3)
     p.add_argument('--latency-size', type=int, default=640)
     p.add_argument('--max-images', type=int, default=None,
-                   help='evaluate only the first N images')
+                   help='feed only the first N images (smoke tests: '
+                   'CocoMetric still scores against every annotated image, '
+                   'so the mAP is not that of the subset)')
     p.add_argument('--no-map', action='store_true', help='latency only')
     p.add_argument('--work-dir', default='work_dirs/ort_eval')
     p.add_argument('--out', help='write the results to this json file')
