@@ -1,0 +1,78 @@
+"""Run an exported detector with onnxruntime (CPU EP).
+
+Post-processing is the head's own ``predict_by_feat`` on the ONNX raw
+outputs, so decoding and NMS are exactly mmyolo's / mmdet's.
+"""
+import collections
+import statistics
+import time
+from typing import Dict, List, Optional
+
+import numpy as np
+import torch
+
+INT8_OPS = ('QLinearConv', 'ConvInteger', 'MatMulInteger', 'QLinearMatMul',
+            'MatMulIntegerToFloat', 'QGemm', 'DynamicQuantizeLinear')
+
+
+def make_session(path: str, threads: int = 1,
+                 optimized_path: Optional[str] = None):
+    import onnxruntime as ort
+    so = ort.SessionOptions()
+    so.intra_op_num_threads = threads
+    so.inter_op_num_threads = 1
+    so.execution_mode = ort.ExecutionMode.ORT_SEQUENTIAL
+    so.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_ALL
+    so.log_severity_level = 3
+    if optimized_path:
+        so.optimized_model_filepath = optimized_path
+    return ort.InferenceSession(path, so, providers=['CPUExecutionProvider'])
+
+
+def count_ops(onnx_path: str) -> Dict[str, int]:
+    """op_type -> count of an (optimised) ONNX graph."""
+    import onnx
+    m = onnx.load(onnx_path, load_external_data=False)
+    return dict(collections.Counter(n.op_type for n in m.graph.node))
+
+
+def int8_kernels(onnx_path: str) -> Dict[str, int]:
+    ops = count_ops(onnx_path)
+    return {k: ops.get(k, 0) for k in INT8_OPS + ('Conv', 'FusedConv',
+                                                   'QuantizeLinear',
+                                                   'DequantizeLinear')}
+
+
+def run(session, x) -> List[np.ndarray]:
+    x = x.numpy() if isinstance(x, torch.Tensor) else x
+    return session.run(None, {session.get_inputs()[0].name:
+                              np.ascontiguousarray(x, dtype=np.float32)})
+
+
+def latency_ms(session, x, runs: int = 20, warmup: int = 3) -> Dict:
+    """Median (and min/max) wall time of ``runs`` single runs, in ms."""
+    for _ in range(warmup):
+        run(session, x)
+    times = []
+    for _ in range(runs):
+        t = time.perf_counter()
+        run(session, x)
+        times.append((time.perf_counter() - t) * 1e3)
+    return dict(median=statistics.median(times), min=min(times),
+                max=max(times), runs=runs)
+
+
+def predict(session, groups: List[int], bbox_head, inputs, data_samples,
+            rescale: bool = True):
+    """Detections of ONNX ``session`` for a preprocessed batch, through
+    ``bbox_head.predict_by_feat`` (the head's own decoding + NMS); the
+    results are stored in ``data_samples[i].pred_instances``."""
+    from .export import unflatten
+    outs = [torch.from_numpy(o) for o in run(session, inputs)]
+    feats = unflatten(outs, groups)
+    metas = [s.metainfo for s in data_samples]
+    results = bbox_head.predict_by_feat(*feats, batch_img_metas=metas,
+                                        rescale=rescale)
+    for s, r in zip(data_samples, results):
+        s.pred_instances = r
+    return data_samples

@@ -1,0 +1,65 @@
+"""PTQ-initialise a quantized student: LSQ step sizes from one batch.
+
+    python tools/deployment/calibrate_steps.py CONFIG FLOAT_CKPT --out CKPT
+
+Builds the config's algorithm from a float checkpoint and runs one batch
+(``--batch-size`` images of the config's ``--split`` dataloader) through the
+student, so every LSQ quantizer takes its initial step size
+(``2*mean|x|/sqrt(Qp)``) from real activations -- no training.  The result
+is a checkpoint ``export_onnx.py`` accepts (for deployment tests and
+latency measurements; train with tools/train.py for accuracy).
+"""
+import argparse
+import os.path as osp
+import sys
+
+sys.path.insert(0, osp.dirname(osp.dirname(osp.dirname(
+    osp.abspath(__file__)))))
+try:
+    import mmzsq  # noqa: F401
+except ImportError as e:  # pragma: no cover
+    sys.exit(f'error: mmzsq is not importable ({e}); run `make install` '
+             'in the mmzsq checkout, or `pip install -e .` there.')
+
+import torch  # noqa: E402
+from mmengine.config import Config  # noqa: E402
+
+from mmzsq.utils.cli import check_checkpoint, exit_on_user_error  # noqa
+
+
+def main(argv=None):
+    p = argparse.ArgumentParser(description='mmzsq: PTQ-init step sizes')
+    p.add_argument('config')
+    p.add_argument('float_checkpoint')
+    p.add_argument('--out', required=True)
+    p.add_argument('--split', default='train',
+                   choices=['train', 'val', 'test'])
+    p.add_argument('--batch-size', type=int, default=8)
+    args = p.parse_args(argv)
+    from mmengine.registry import MODELS, init_default_scope
+
+    from mmzsq.deployment.data import build_loader, preprocessed
+    with exit_on_user_error():
+        check_checkpoint(args.float_checkpoint)
+        cfg = Config.fromfile(args.config)
+        cfg.model.init_checkpoint = args.float_checkpoint
+        cfg.model.teacher_checkpoint = None
+        cfg[f'{args.split}_dataloader'].batch_size = args.batch_size
+        init_default_scope(cfg.get('default_scope', 'mmyolo'))
+        alg = MODELS.build(cfg.model)
+        alg.init_weights()
+        alg.eval()
+        loader = build_loader(cfg, args.split)
+        for x in preprocessed(alg.architecture, loader, 1):
+            with torch.no_grad():
+                alg.architecture._forward(x)
+        torch.save({'state_dict': alg.state_dict(),
+                    'meta': dict(mmzsq_ptq_init=dict(
+                        split=args.split, images=int(x.shape[0])))},
+                   args.out)
+    print(f'step sizes from {x.shape[0]} {args.split} images; saved to '
+          f'{args.out}')
+
+
+if __name__ == '__main__':
+    main()

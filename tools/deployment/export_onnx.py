@@ -1,0 +1,96 @@
+"""Export the quantized student of an mmzsq checkpoint to ONNX (QDQ).
+
+    python tools/deployment/export_onnx.py CONFIG CKPT --out model.onnx
+
+What the graph contains:
+
+* BN folded into the convs, keeping the learned integer weight codes: the
+  folded weight is the same codes with per-channel step ``s_w*|gamma/sigma|``
+  (see mmzsq/deployment/fold.py for why not re-quantize after folding);
+* ``QuantizeLinear``/``DequantizeLinear`` with the learned LSQ step sizes:
+  int8, zero-point 0 (symmetric); weights per-channel (BN folding makes them
+  per-channel even for a per-tensor student), int8 initializers; biases
+  int32; bit-widths < 8 in int8 with the activation clipped to the b-bit
+  range (``Clip`` before ``QuantizeLinear``), weights already b-bit codes;
+* by default an extra uint8 quantization of each quantized conv's output
+  (min/max over ``--calib-batches`` batches of the config's
+  ``--calib-split`` dataloader): onnxruntime needs ``DQ->Conv->Q`` to run an
+  int8 ``QLinearConv``; ``--no-output-quant`` keeps exactly the student's
+  quantizers (float convs in onnxruntime, no int8 speed-up);
+* ``--float``: the same folded network without any QDQ (FP32 baseline);
+* raw head outputs only (no decoding / NMS); opset 17; dynamic batch, H, W.
+"""
+import argparse
+import os.path as osp
+import sys
+
+sys.path.insert(0, osp.dirname(osp.dirname(osp.dirname(
+    osp.abspath(__file__)))))
+try:
+    import mmzsq  # noqa: F401
+except ImportError as e:  # pragma: no cover
+    sys.exit(f'error: mmzsq is not importable ({e}); run `make install` '
+             'in the mmzsq checkout, or `pip install -e .` there.')
+
+import torch  # noqa: E402
+from mmengine.config import DictAction  # noqa: E402
+from mmengine.logging import MMLogger  # noqa: E402
+
+from mmzsq.utils.cli import exit_on_user_error  # noqa: E402
+
+
+def parse_args(argv=None):
+    p = argparse.ArgumentParser(description='mmzsq: export ONNX (QDQ)')
+    p.add_argument('config', help='the configs/zsq config of the checkpoint')
+    p.add_argument('checkpoint', help='quantized checkpoint (tools/train.py)')
+    p.add_argument('--out', required=True, help='output .onnx path')
+    p.add_argument('--input-size', type=int, nargs=2, default=[640, 640],
+                   metavar=('H', 'W'), help='export example size')
+    p.add_argument('--opset', type=int, default=17)
+    p.add_argument('--float', action='store_true',
+                   help='export the folded model without QDQ (FP32)')
+    p.add_argument('--no-output-quant', action='store_true',
+                   help="student's quantizers only (no QLinearConv fusion)")
+    p.add_argument('--calib-split', default='train',
+                   choices=['train', 'val', 'test'],
+                   help='dataloader for the output-quant calibration '
+                   '(train = the zero-shot synthetic set of zsq configs)')
+    p.add_argument('--calib-batches', type=int, default=4)
+    p.add_argument('--cfg-options', nargs='+', action=DictAction)
+    return p.parse_args(argv)
+
+
+def main(argv=None):
+    args = parse_args(argv)
+    from mmzsq.deployment import fold_student
+    from mmzsq.deployment.calibrate import calibrate_outputs
+    from mmzsq.deployment.data import build_loader, preprocessed
+    from mmzsq.deployment.export import export_onnx, load_quantized_algorithm
+    from mmzsq.deployment.qdq_layers import _QDQMixin
+    logger = MMLogger.get_instance('mmzsq')
+    with exit_on_user_error():
+        cfg, alg = load_quantized_algorithm(args.config, args.checkpoint,
+                                            args.cfg_options)
+        student = alg.architecture
+        x = torch.zeros(1, 3, *args.input_size)
+        deploy = fold_student(student, lambda m: m._forward(x))
+        qdq = [m for m in deploy.modules() if isinstance(m, _QDQMixin)]
+        if args.float:
+            for m in qdq:
+                m.quantize = False
+        elif not args.no_output_quant:
+            loader = build_loader(cfg, args.calib_split)
+            n = calibrate_outputs(
+                deploy, lambda b: deploy._forward(b),
+                preprocessed(student, loader, args.calib_batches))
+            logger.info(f'output quantization of {n} layers calibrated on '
+                        f'{args.calib_batches} {args.calib_split} batches')
+        groups = export_onnx(deploy, args.out, tuple(args.input_size),
+                             args.opset)
+    kind = 'FP32' if args.float else 'QDQ int8'
+    print(f'{kind} ONNX saved to {args.out} ({len(qdq)} quantized layers, '
+          f'outputs {groups}, opset {args.opset})')
+
+
+if __name__ == '__main__':
+    main()
