@@ -9,9 +9,6 @@ import torch
 
 from tests.conftest import ROOT, needs_yolov5n
 
-MMDET_CFGS = None
-
-
 # ---------------------------------------------------------------- helpers
 def _yolov5n_cfg():
     from mmengine.config import Config
@@ -20,17 +17,16 @@ def _yolov5n_cfg():
 
 
 def _build(model_cfg, scope, ckpt=None):
-    from mmengine.registry import DefaultScope, MODELS
+    import mmdet.models  # noqa: F401
+    import mmyolo.models  # noqa: F401
+    from mmdet.registry import MODELS as DM
+    from mmengine.registry import DefaultScope
     from mmengine.runner import load_checkpoint
+    from mmyolo.registry import MODELS as YM
     with DefaultScope.overwrite_default_scope(scope):
-        import mmdet.models  # noqa: F401
-        import mmyolo.models  # noqa: F401
-        from mmdet.registry import MODELS as DM
-        from mmyolo.registry import MODELS as YM
         model = (YM if scope == 'mmyolo' else DM).build(model_cfg)
     if ckpt:
         load_checkpoint(model, ckpt, map_location='cpu', logger='silent')
-    del MODELS
     return model
 
 

@@ -7,7 +7,6 @@ hub), a :class:`SynthesisLoop` over this rank's batches and the
 import copy
 import hashlib
 import json
-import os
 import os.path as osp
 import time
 from typing import Optional

@@ -4,7 +4,10 @@ Trains on a COCO-format train folder (default ../shared/data/coco128, a
 stand-in for the synthetic set), evaluates on $MMZSQ_COCO_ROOT with the FP
 config's 640 pipeline.  Example:
   MMZSQ_COCO_ROOT=../shared/data/coco_tiny_val2017/ PYTHONPATH=. python \
-    tools/misc/yolov5n_qat_benchmark.py /tmp/yolov5n.pth --iters 40
+    tools/misc/yolov5n_qat_benchmark.py /tmp/yolov5n.pth \
+    --runs w8a8:ptq,w8a8:qat,w4a8:ptq,w4a8:qat --iters 20 --ptq-iters 10 \
+    --res 256 --batch 4
+(the yolov5n.pth from tools/model_converters/yolov5_to_mmyolo.py).
 """
 import argparse
 import json
