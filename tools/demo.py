@@ -1,9 +1,14 @@
-# The main job in one command (`make demo`): convert the YOLOv5n checkpoint,
-# evaluate it, and print a table.  Stage I / Stage II steps are added here as
-# they land (see README).
+# The main job in one command (`make demo`): from the official YOLOv5n
+# checkpoint alone, synthesise a small task-specific calibration set (Stage I,
+# adaptive label sampling), quantize to W8A8 and W4A8 on it (Stage II, LSQ QAT
+# with distillation), evaluate float and quantized models, print a table and
+# draw the synthetic images and their label statistics.
+#   python tools/demo.py [--checkpoint yolov5n.pt] [--coco-root DIR]
+# Weights: --checkpoint, $MMZSQ_YOLOV5N, ../shared/weights/yolov5n-v6.1.pt,
+# else the official release asset is downloaded.  Eval set: --coco-root,
+# $MMZSQ_COCO_ROOT, ../shared/data/coco_tiny_val2017; without one the models
+# are still quantized and evaluation is skipped.  A rerun resumes.
 import argparse
-import json
-import os
 import os.path as osp
 import subprocess
 import sys
@@ -12,20 +17,9 @@ import time
 ROOT = osp.dirname(osp.dirname(osp.abspath(__file__)))
 sys.path.insert(0, ROOT)
 
-from mmzsq.utils.assets import coco_val_root, yolov5n_checkpoint  # noqa
-
-
-def run_tool(args, env=None):
-    cmd = [sys.executable] + args
-    print('+', ' '.join(cmd), flush=True)
-    subprocess.run(cmd, check=True, cwd=ROOT, env={**os.environ, **(env or {})})
-
-
-def last_metrics(work_dir):
-    runs = sorted(d for d in os.listdir(work_dir)
-                  if osp.isfile(osp.join(work_dir, d, f'{d}.json')))
-    with open(osp.join(work_dir, runs[-1], f'{runs[-1]}.json')) as f:
-        return json.load(f)
+from mmzsq.utils.assets import coco_val_root, shared_path  # noqa: E402
+from mmzsq.utils.experiment import (PRESETS, Experiment,  # noqa: E402
+                                    model_size_mib, sh)
 
 
 def main():
@@ -33,32 +27,59 @@ def main():
     p.add_argument('--checkpoint', help='Ultralytics yolov5n.pt (v6.1)')
     p.add_argument('--coco-root', help='COCO-format val folder')
     p.add_argument('--work-dir', default='work_dirs/demo')
+    p.add_argument('--preset', default='demo', choices=list(PRESETS))
+    p.add_argument('--bits', nargs='+', default=['w8a8', 'w4a8'])
     args = p.parse_args()
-    os.makedirs(args.work_dir, exist_ok=True)
+    t0 = time.time()
     try:
-        pt = yolov5n_checkpoint(args.checkpoint,
-                                osp.join(args.work_dir, 'weights'))
         coco = coco_val_root(args.coco_root)
+        exp = Experiment(PRESETS[args.preset], args.work_dir, coco,
+                         args.checkpoint)
     except (FileNotFoundError, RuntimeError) as e:
         sys.exit(f'error: {e}')
-    fp_ckpt = osp.join(args.work_dir, 'yolov5n_fp.pth')
-    t0 = time.time()
-    run_tool(['tools/model_converters/yolov5_to_mmyolo.py', pt, fp_ckpt])
-    rows = []
     if coco is None:
-        print('no COCO val folder found: evaluation skipped '
-              '(give --coco-root or $MMZSQ_COCO_ROOT)')
-    else:
-        wd = osp.join(args.work_dir, 'eval_fp')
-        run_tool(['tools/test.py', 'configs/yolov5/yolov5_n-v61_fp_coco.py',
-                  fp_ckpt, '--work-dir', wd], env=dict(MMZSQ_COCO_ROOT=coco))
-        m = last_metrics(wd)
-        rows.append(('FP32', m['coco/bbox_mAP'], m['coco/bbox_mAP_50'],
-                     osp.getsize(fp_ckpt) / 2**20, time.time() - t0))
+        print('no COCO val folder found (--coco-root / $MMZSQ_COCO_ROOT): '
+              'quantizing without evaluation')
+    steps = 2 + len(args.bits)
+    print(f'[1/{steps}] float YOLOv5n', flush=True)
+    rows = [('FP32', exp.fp(), model_size_mib(exp.fp_ckpt), time.time() - t0)]
+    print(f'[2/{steps}] Stage I: synthetic calibration set', flush=True)
+    t = time.time()
+    stats = exp.synthesize('als')
+    set_dir = exp.set_dir('als')
+    pictures(set_dir, exp.wd)
+    print(f'    {stats["images"]} images, {stats["boxes_per_image"]:.2f} '
+          f'boxes/image, {stats["classes"]} classes, '
+          f'{stats["img_iter_per_s"]:.1f} image-iterations/s, '
+          f'{time.time() - t:.0f} s', flush=True)
+    for i, bits in enumerate(args.bits):
+        print(f'[{3 + i}/{steps}] Stage II: {bits.upper()} QAT', flush=True)
+        t = time.time()
+        r = exp.quantize('zsq', bits)
+        rows.append((bits.upper(), r if 'mAP' in r else None,
+                     model_size_mib(r['checkpoint']), time.time() - t))
     print('\n| model | mAP | mAP50 | size (MiB) | time (s) |')
     print('|---|---|---|---|---|')
-    for name, ap, ap50, size, sec in rows:
-        print(f'| {name} | {ap:.3f} | {ap50:.3f} | {size:.1f} | {sec:.0f} |')
+    for name, m, size, sec in rows:
+        ap = f'{m["mAP"]:.3f} | {m["mAP50"]:.3f}' if m else 'skipped | skipped'
+        print(f'| {name} | {ap} | {size:.2f} | {sec:.0f} |')
+    print(f'\ntotal {time.time() - t0:.0f} s; work dir {exp.wd} (pictures: '
+          'synthetic_grid.png, label_*.png)')
+
+
+def pictures(set_dir, out_dir):
+    """Synthetic images with their labels, and label statistics (PNG)."""
+    ref = shared_path('data', 'coco128', 'annotations',
+                      'instances_train2017.json')
+    try:
+        sh(['tools/analysis/browse_synthetic.py', set_dir, '--out',
+            osp.join(out_dir, 'synthetic_grid.png')],
+           osp.join(out_dir, 'logs', 'browse.log'))
+        sh(['tools/analysis/label_distribution.py', set_dir, '--out', out_dir]
+           + (['--ref', ref] if osp.isfile(ref) else []),
+           osp.join(out_dir, 'logs', 'label_distribution.log'))
+    except (RuntimeError, subprocess.SubprocessError) as e:
+        print(f'    (pictures skipped: {str(e).splitlines()[0]})')
 
 
 if __name__ == '__main__':

@@ -24,7 +24,7 @@ if ! "$PY" -c 'import torch' 2>/dev/null; then
   pipi torch==2.13.0
 fi
 pipi -r requirements/build.txt
-pipi -r requirements/runtime.txt -r requirements/tests.txt
+pipi -r requirements/runtime.txt -r requirements/deploy.txt -r requirements/tests.txt
 pipi --no-deps -r requirements/openmmlab.txt
 # test-only Ultralytics (YOLO11 converter check): --no-deps, in its own folder
 # outside site-packages, so it can neither touch torch nor pull torchvision

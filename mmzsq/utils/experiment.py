@@ -1,0 +1,262 @@
+"""Generate and run the configs of a ZSQ experiment (Stage I sets, Stage II
+runs, evaluation) through the user-facing tools; shared by
+tools/benchmark/zsq_table.py and tools/demo.py.
+
+Every run is a short generated config that ``_base_``s a shipped one
+(configs/zsq/yolov5_n_*.py), executed with tools/synthesize.py,
+tools/train.py and tools/test.py, so what is measured is exactly what users
+run.  Results are recorded in ``<work_dir>/results.json`` after every step;
+a rerun skips finished steps.
+"""
+import json
+import os
+import os.path as osp
+import subprocess
+import sys
+import time
+
+from mmzsq.utils.assets import yolov5n_checkpoint
+
+ROOT = osp.dirname(osp.dirname(osp.dirname(osp.abspath(__file__))))
+
+PRESETS = {
+    # end-to-end check of the whole pipeline in a few minutes (tests, demo)
+    'toy': dict(num_images=4, synth_batch=4, label_res=64, label_iters=6,
+                image_res=64, image_iters=4, als_interval=2, synth_lr=0.2,
+                qat_res=64, qat_iters=2, ptq_iters=2, qat_batch=2),
+    # `make demo`: W8A8 + W4A8 on 16 images, <= 15 min on 2 CPU cores
+    'demo': dict(num_images=16, synth_batch=16, label_res=160,
+                 label_iters=60, image_res=256, image_iters=40,
+                 als_interval=10, synth_lr=0.2, qat_res=256, qat_iters=30,
+                 ptq_iters=8, qat_batch=8),
+    # whole table <= 60 min on 2 CPU cores
+    'cpu-small': dict(num_images=64, synth_batch=32, label_res=160,
+                      label_iters=80, image_res=256, image_iters=60,
+                      als_interval=10, synth_lr=0.2, qat_res=256,
+                      qat_iters=30, ptq_iters=8, qat_batch=8),
+    # YOLOv5n at 640 px, N = 512, >= 2000 synthesis iterations, one GPU
+    'gpu': dict(num_images=512, synth_batch=128, label_res=160,
+                label_iters=2000, image_res=640, image_iters=2000,
+                als_interval=50, synth_lr=0.2, qat_res=640, qat_iters=2000,
+                ptq_iters=50, qat_batch=32),
+}
+METHODS = ('ptq', 'lsq-real', 'no-det', 'tile', 'multisample', 'zsq')
+METHOD_NAMES = {
+    'fp': 'FP (teacher)', 'ptq': 'PTQ (synthetic)',
+    'lsq-real': 'LSQ real-N', 'no-det': 'ZSQ w/o L_detect',
+    'tile': 'ZSQ Tile', 'multisample': 'ZSQ MultiSample',
+    'zsq': '**ZSQ (ours)**'}
+LABEL_SOURCES = {
+    'als': dict(type='mmzsq.RandomBoxSampler'),
+    'tile': dict(type='mmzsq.TileBoxSampler'),
+    'multisample': dict(type='mmzsq.MultiBoxSampler'),
+}
+
+
+def sh(args, log, env=None):
+    """Run a tool, its output to ``log``; raise with the log's tail."""
+    cmd = [sys.executable] + args
+    print('+', ' '.join(cmd), flush=True)
+    with open(log, 'w') as f:
+        ret = subprocess.run(cmd, cwd=ROOT, stdout=f, stderr=subprocess.STDOUT,
+                             env={**os.environ, **(env or {})})
+    if ret.returncode:
+        with open(log) as f:
+            tail = f.read()[-3000:]
+        raise RuntimeError(f'{" ".join(args[:2])} failed (log: {log}):\n'
+                           f'{tail}')
+
+
+def write_cfg(path, base, body):
+    with open(path, 'w') as f:
+        f.write(f'_base_ = [{osp.join(ROOT, base)!r}]\n{body}')
+    return path
+
+
+def set_cfg(p, wd, name, fp_ckpt):
+    """Stage I config of one label source (ALS: two stages; the baselines'
+    labels never change, so they only get the full-resolution stage)."""
+    stages = [dict(resolution=p['image_res'], iters=p['image_iters'],
+                   label_sampling=False, reinit_images=True)]
+    if name == 'als':
+        stages.insert(0, dict(resolution=p['label_res'],
+                              iters=p['label_iters'], label_sampling=True))
+    body = f"""
+train_dataloader = dict(dataset=dict(
+    data_root={osp.join(wd, 'sets', name) + '/'!r},
+    synthesis=dict(
+        num_images={p['num_images']}, batch_size={p['synth_batch']},
+        lr={p['synth_lr']}, label_sampler={LABEL_SOURCES[name]!r},
+        stages={stages!r},
+        als=dict(interval={p['als_interval']}))))
+model = dict(init_checkpoint={fp_ckpt!r})
+"""
+    return write_cfg(osp.join(wd, 'configs', f'set_{name}.py'),
+                     'configs/zsq/yolov5_n_w8a8.py', body)
+
+
+def run_cfg(p, wd, method, bits, fp_ckpt, real_root):
+    base = {'ptq': f'configs/zsq/yolov5_n_ptq_{bits}.py',
+            'lsq-real': f'configs/zsq/yolov5_n_lsq-real_{bits}.py',
+            'no-det': f'configs/zsq/yolov5_n_no-det_{bits}.py'}.get(
+                method, f'configs/zsq/yolov5_n_{bits}.py')
+    iters = p['ptq_iters'] if method == 'ptq' else p['qat_iters']
+    res = p['qat_res']
+    data = ''
+    if method == 'lsq-real':
+        data = (f"    data_root={real_root!r}, "
+                f"indices={p['num_images']},\n")
+    else:
+        src = method if method in ('tile', 'multisample') else 'als'
+        data = (f"    data_root={osp.join(wd, 'sets', src) + '/'!r},\n"
+                '    synthesis=None,\n')
+    body = f"""
+model = dict(init_checkpoint={fp_ckpt!r})
+train_dataloader = dict(batch_size={p['qat_batch']}, dataset=dict(
+{data}    pipeline=[
+        dict(type='LoadImageFromFile', backend_args=None),
+        dict(type='LoadAnnotations', with_bbox=True),
+        dict(type='YOLOv5KeepRatioResize', scale=({res}, {res})),
+        dict(type='LetterResize', scale=({res}, {res}),
+             allow_scale_up=False, pad_val=dict(img=114)),
+        dict(type='mmdet.RandomFlip', prob=0.5),
+        dict(type='mmdet.PackDetInputs',
+             meta_keys=('img_id', 'img_path', 'ori_shape', 'img_shape',
+                        'flip', 'flip_direction', 'scale_factor',
+                        'pad_param'))]))
+train_cfg = dict(max_iters={iters}, val_interval={iters + 1})
+param_scheduler = [dict(type='CosineAnnealingLR', by_epoch=False,
+                        T_max={iters}, eta_min=1e-6)]
+default_hooks = dict(checkpoint=dict(interval={iters}, max_keep_ckpts=1))
+# evaluated once, afterwards, by tools/test.py on the saved checkpoint
+val_dataloader = None
+val_cfg = None
+val_evaluator = None
+"""
+    return write_cfg(osp.join(wd, 'configs', f'{method}_{bits}.py'), base,
+                     body)
+
+
+def metrics_of(test_wd):
+    runs = sorted(d for d in os.listdir(test_wd)
+                  if osp.isfile(osp.join(test_wd, d, f'{d}.json')))
+    with open(osp.join(test_wd, runs[-1], f'{runs[-1]}.json')) as f:
+        m = json.load(f)
+    return dict(mAP=m['coco/bbox_mAP'], mAP50=m['coco/bbox_mAP_50'])
+
+
+def synthesis_stats(set_dir):
+    with open(osp.join(set_dir, 'annotations.json')) as f:
+        coco = json.load(f)
+    info = coco.get('info', {})
+    n = len(coco['images'])
+    iters = sum(st['iters'] for st in info.get('stages', []))
+    secs = info.get('elapsed_s_rank0') or float('nan')
+    return dict(images=n, boxes_per_image=len(coco['annotations']) / max(n, 1),
+                classes=len({a['category_id'] for a in coco['annotations']}),
+                img_iter_per_s=n * iters / secs, synth_s=round(secs))
+
+
+
+
+class Experiment:
+    """One YOLOv5n experiment directory: sets, runs and ``results.json``."""
+
+    def __init__(self, preset: dict, work_dir: str, coco_root=None,
+                 checkpoint=None, real_root=None):
+        """``coco_root=None``: nothing is evaluated (runs still train)."""
+        self.p, self.wd, self.real_root = preset, osp.abspath(work_dir), \
+            real_root
+        for d in ('configs', 'logs', 'runs', 'sets'):
+            os.makedirs(osp.join(self.wd, d), exist_ok=True)
+        self.res_file = osp.join(self.wd, 'results.json')
+        self.results = json.load(open(self.res_file)) \
+            if osp.isfile(self.res_file) else {}
+        self.coco_root = coco_root
+        self.env = dict(MMZSQ_COCO_ROOT=coco_root) if coco_root else {}
+        self.fp_ckpt = osp.join(self.wd, 'yolov5n_fp.pth')
+        if not osp.isfile(self.fp_ckpt):
+            sh(['tools/model_converters/yolov5_to_mmyolo.py',
+                yolov5n_checkpoint(checkpoint), self.fp_ckpt],
+               osp.join(self.wd, 'logs', 'convert.log'))
+
+    def save(self):
+        with open(self.res_file + '.tmp', 'w') as f:
+            json.dump(self.results, f, indent=1)
+        os.replace(self.res_file + '.tmp', self.res_file)
+
+    def evaluate(self, name, cfg, ckpt):
+        """tools/test.py -> mAP / mAP50 of ``ckpt``."""
+        test_wd = osp.join(self.wd, 'runs', name, 'test')
+        t = time.time()
+        sh(['tools/test.py', cfg, ckpt, '--work-dir', test_wd],
+           osp.join(self.wd, 'logs', f'{name}_test.log'), self.env)
+        return dict(metrics_of(test_wd), test_s=round(time.time() - t))
+
+    def fp(self):
+        if self.coco_root is None:
+            return None
+        if 'fp' not in self.results:
+            self.results['fp'] = self.evaluate(
+                'fp', 'configs/yolov5/yolov5_n-v61_fp_coco.py', self.fp_ckpt)
+            self.save()
+        return self.results['fp']
+
+    def synthesize(self, name):
+        """Stage I set of one label source (``als``/``tile``/``multisample``)."""
+        key = f'set:{name}'
+        if key not in self.results:
+            t = time.time()
+            sh(['tools/synthesize.py',
+                set_cfg(self.p, self.wd, name, self.fp_ckpt)],
+               osp.join(self.wd, 'logs', f'set_{name}.log'))
+            self.results[key] = dict(
+                synthesis_stats(self.set_dir(name)),
+                wall_s=round(time.time() - t))
+            self.save()
+        return self.results[key]
+
+    def set_dir(self, name):
+        return osp.join(self.wd, 'sets', name)
+
+    def quantize(self, method, bits):
+        """Stage II run + evaluation; returns its results entry."""
+        key = f'{method}:{bits}'
+        if key not in self.results:
+            name = f'{method}_{bits}'
+            run_wd = osp.join(self.wd, 'runs', name)
+            cfg = run_cfg(self.p, self.wd, method, bits, self.fp_ckpt,
+                          self.real_root)
+            t = time.time()
+            sh(['tools/train.py', cfg, '--work-dir', run_wd],
+               osp.join(self.wd, 'logs', f'{name}_train.log'), self.env)
+            train_s = round(time.time() - t)
+            ckpt = osp.join(run_wd, sorted(
+                f for f in os.listdir(run_wd) if f.endswith('.pth'))[-1])
+            metrics = self.evaluate(name, cfg, ckpt) if self.coco_root \
+                else {}
+            self.results[key] = dict(metrics, train_s=train_s,
+                                     checkpoint=ckpt)
+            self.save()
+        return self.results[key]
+
+
+def model_size_mib(ckpt_path: str) -> float:
+    """Storage size of a detector's parameters as deployed: weights of
+    quantized layers at their bit-width, everything else in float32."""
+    import torch
+    ckpt = torch.load(ckpt_path, map_location='cpu', weights_only=True)
+    sd = ckpt.get('state_dict', ckpt)
+    prefix = 'architecture.' if any(k.startswith('architecture.')
+                                    for k in sd) else ''
+    bits = 0
+    for k, v in sd.items():
+        if not k.startswith(prefix) or 'fake_quant' in k or \
+                not v.is_floating_point() or 'running_' in k:
+            continue
+        # LSQFakeQuantize keeps (bits, qmin, qmax) in its `qrange` buffer
+        fq = k[:-len('weight')] + 'weight_fake_quant.qrange' \
+            if k.endswith('.weight') else None
+        b = int(sd[fq][0]) if fq and fq in sd else 32
+        bits += b * v.numel()
+    return bits / 8 / 2**20
