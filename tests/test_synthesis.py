@@ -407,7 +407,7 @@ def test_synthesize_cli(yolov5n_mmyolo_ckpt, tmp_path, monkeypatch):
     cfg = tmp_path / 'cfg.py'
     set_dir = tmp_path / 'cli_set'
     cfg.write_text(
-        f"_base_ = '{ROOT}/configs/zsq/synthesize_yolov5_n-v61_coco.py'\n"
+        f"_base_ = '{ROOT}/configs/synthesis/yolov5_n-v61_coco.py'\n"
         'train_dataloader = dict(dataset=dict(\n'
         f"    data_root='{set_dir}/',\n"
         '    synthesis=dict(num_images=2, batch_size=2, log_interval=1,\n'

@@ -1,6 +1,6 @@
 # Stage I alone: synthesise the task-specific calibration set a config's
 # train_dataloader.dataset (type='mmzsq.SyntheticDetDataset') describes.
-#   python tools/synthesize.py configs/zsq/synthesize_yolov5_n-v61_coco.py
+#   python tools/synthesize.py configs/synthesis/yolov5_n-v61_coco.py
 #   torchrun --nproc_per_node 8 tools/synthesize.py CFG --launcher pytorch
 # Resumes: finished batches are kept; a set made with other settings is
 # refused.
