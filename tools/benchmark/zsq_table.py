@@ -56,10 +56,11 @@ def main():
     for bits in args.bits:
         for method in args.methods:
             exp.quantize(method, bits)
+            write_table(args, p, exp.wd, exp.results, quiet=True)
     write_table(args, p, exp.wd, exp.results)
 
 
-def write_table(args, p, wd, results):
+def write_table(args, p, wd, results, quiet=False):
     fp = results['fp']
     commit = subprocess.run(['git', 'rev-parse', '--short', 'HEAD'],
                             cwd=ROOT, capture_output=True,
@@ -106,7 +107,8 @@ def write_table(args, p, wd, results):
     table = '\n'.join(lines) + '\n'
     with open(osp.join(wd, 'table.md'), 'w') as f:
         f.write(table)
-    print('\n' + table)
+    if not quiet:
+        print('\n' + table)
 
 
 def gpu_name():
