@@ -26,6 +26,9 @@ def test_the_advertised_configs_exist():
                       ('mask-rcnn_swin-s', ('w8a8', 'w6a6', 'w4a8'))]:
         for b in bits:
             assert f'{fam}_{b}.py' in names
+    for size in 'sml':
+        for bits in ('w8a8', 'w6a6', 'w4a8'):
+            assert f'yolo11_{size}_{bits}.py' in names
     for kind in ('lsq-real', 'ptq', 'no-det'):
         assert any(f'_{kind}_' in n for n in names)
 
@@ -39,7 +42,11 @@ def test_config_builds(path):
     assert model.type == 'mmzsq.QuantDistillAlgorithm'
     w, a = map(int, re.search(r'w(\d)a(\d)', name).groups())
     assert (model.quantizer.w_bits, model.quantizer.a_bits) == (w, a)
-    assert model.init_checkpoint.startswith('https://download.openmmlab')
+    if name.startswith('yolo11_'):
+        # no official mmyolo YOLO11 weights: a converted Ultralytics .pt
+        assert model.init_checkpoint.startswith('work_dirs/weights/yolo11')
+    else:
+        assert model.init_checkpoint.startswith('https://download.openmmlab')
     assert model.quant_mode == ('ptq' if '_ptq_' in name else 'qat')
     lw = model.loss_weights
     if '_no-det_' in name:

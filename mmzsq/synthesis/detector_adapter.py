@@ -60,6 +60,25 @@ def without_mask_branch(model: nn.Module):
             m.mask_head = head
 
 
+@contextlib.contextmanager
+def head_module_training_outputs(model: nn.Module):
+    """Temporarily set the ``training`` flag of ``bbox_head.head_module``
+    itself (not of its children: BN layers stay in eval mode).  mmyolo's
+    YOLOv8 head module (and YOLO11's) returns the DFL ``bbox_dist_preds``
+    that its ``loss_by_feat`` needs only when training; YOLOv5's ignores the
+    flag."""
+    mod = getattr(getattr(model, 'bbox_head', None), 'head_module', None)
+    if not isinstance(mod, nn.Module):
+        yield
+        return
+    was = mod.training
+    mod.training = True
+    try:
+        yield
+    finally:
+        mod.training = was
+
+
 class DetectorAdapter:
     """Wraps a built mmdet/mmyolo detector; freezes it in eval mode."""
 
@@ -143,7 +162,8 @@ class DetectorAdapter:
              ) -> Dict[str, Tensor]:
         """Teacher training losses; ``inputs`` already normalised."""
         samples = self.data_samples(tuple(inputs.shape[-2:]), labels)
-        with without_mask_branch(self.model):
+        with without_mask_branch(self.model), \
+                head_module_training_outputs(self.model):
             losses = self.model.loss(inputs, samples)
         return losses
 

@@ -71,7 +71,8 @@ class QuantDistillAlgorithm(BaseAlgorithm):
             ``'ptq'`` (only step sizes/offsets learned; weights and BN frozen).
         loss_weights (dict): ``det``, ``kd``, ``feat`` betas; 0 switches a
             term off (no teacher forward at all when kd = feat = 0).
-        kd_loss (dict): per-head L_KD, e.g. ``mmzsq.YOLOKDLoss`` or
+        kd_loss (dict): per-head L_KD, e.g. ``mmzsq.YOLOKDLoss`` (YOLOv5),
+            ``mmzsq.YOLOv8KDLoss`` (YOLOv8 / YOLO11) or
             ``mmzsq.TwoStageKDLoss`` (``tau`` default 4).
         feat_layers (list[str]): module names whose outputs (tensors or
             tuples of tensors) are matched with MSE, averaged over layers.
@@ -234,7 +235,7 @@ class QuantDistillAlgorithm(BaseAlgorithm):
                     t_roi = self.teacher.roi_head._bbox_forward(
                         t_feats, rois)['cls_score']
                 elif w['kd']:
-                    t_head = self.teacher.bbox_head.head_module(t_feats)
+                    t_head = self._teacher_head(t_feats)
             if w['kd']:
                 sr = self.student_recorders
                 if self.two_stage:
@@ -249,6 +250,23 @@ class QuantDistillAlgorithm(BaseAlgorithm):
                 losses['loss_feat'] = w['feat'] * self._feat_loss()
         self._check_finite(losses)
         return losses
+
+    def _teacher_head(self, feats):
+        """Teacher head-module outputs in the student's (training) format.
+
+        Only the head module's own ``training`` flag follows the student's
+        (its BN layers stay in eval mode): heads that return extra outputs
+        when training, e.g. YOLOv8 / YOLO11's DFL ``bbox_dist_preds``, then
+        give the teacher's too.  A no-op for YOLOv5.
+        """
+        t_mod = self.teacher.bbox_head.head_module
+        s_mod = self.architecture.bbox_head.head_module
+        was = t_mod.training
+        t_mod.training = s_mod.training
+        try:
+            return t_mod(feats)
+        finally:
+            t_mod.training = was
 
     def _feat_loss(self):
         per_layer = []

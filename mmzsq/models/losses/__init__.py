@@ -5,8 +5,9 @@ from .patch_similarity_entropy_loss import PatchSimilarityEntropyLoss
 # Stage II distillation
 from .binary_kl import bernoulli_kl
 from .two_stage_kd_loss import TwoStageKDLoss
-from .yolo_kd_loss import YOLOKDLoss
+from .yolo_kd_loss import YOLOKDLoss, YOLOv8KDLoss
 
 __all__ = ['BNStatisticsLoss', 'TotalVariationLoss', 'ImageL2Loss',
            'PatchSimilarityEntropyLoss', 'bernoulli_kl', 'YOLOKDLoss',
+           'YOLOv8KDLoss',
            'TwoStageKDLoss']

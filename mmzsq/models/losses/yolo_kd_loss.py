@@ -47,3 +47,58 @@ class YOLOKDLoss(nn.Module):
                 self._per_anchor(sc).float(), self._per_anchor(tc).float())
             loss = loss + self.obj_weight * bernoulli_kl(so, to, self.tau)
         return loss / len(s_cls)
+
+
+@MODELS.register_module()
+class YOLOv8KDLoss(nn.Module):
+    """L_KD for anchor-free DFL heads without objectness: mmyolo's YOLOv8
+    head module and mmzsq's YOLO11 head module.
+
+    What is compared, for every location of every level:
+
+    * class distribution: ``softmax(class logits / tau)`` of the teacher vs
+      the student over the C classes (KL(teacher || student)), as
+      :class:`YOLOKDLoss` does per YOLOv5 anchor;
+    * box distributions (when both outputs carry them, i.e. the head module
+      ran with ``training=True``): for each of the 4 box sides the DFL
+      distribution ``softmax(bin logits / tau)`` over the ``reg_max`` bins.
+
+    Each term is a ``tau^2``-scaled KL averaged over locations (and box
+    sides); per level ``cls_weight * cls + dfl_weight * dfl``, averaged over
+    levels.  There is no objectness term (these heads have none), and the
+    decoded box distances (``bbox_preds``) are not compared (they are the
+    expectations of the compared DFL distributions; L_feat and L_detect
+    cover them otherwise).
+
+    Inputs are the head module's ``(cls_scores, bbox_preds[,
+    bbox_dist_preds])``: lists over levels of ``[B, C, H, W]``,
+    ``[B, 4, H, W]`` and ``[B, H*W, 4, reg_max]`` tensors.
+    """
+
+    def __init__(self, tau: float = 4.0, cls_weight: float = 1.0,
+                 dfl_weight: float = 1.0):
+        super().__init__()
+        self.tau = tau
+        self.cls_weight, self.dfl_weight = cls_weight, dfl_weight
+        self.kl = KLDivergence(tau=tau, reduction='batchmean')
+
+    @staticmethod
+    def _rows(x):
+        """``[B, C, H, W]`` -> ``[B*H*W, C]``."""
+        return x.permute(0, 2, 3, 1).reshape(-1, x.shape[1])
+
+    def forward(self, student_outs, teacher_outs):
+        s_cls, t_cls = student_outs[0], teacher_outs[0]
+        use_dfl = (self.dfl_weight and len(student_outs) > 2
+                   and len(teacher_outs) > 2)
+        loss = 0
+        for i, (sc, tc) in enumerate(zip(s_cls, t_cls)):
+            loss = loss + self.cls_weight * self.kl(
+                self._rows(sc).float(), self._rows(tc).float())
+            if use_dfl:
+                sd, td = student_outs[2][i], teacher_outs[2][i]
+                if sd.dim() == 4 and sd.shape[-1] > 1:  # reg_max > 1
+                    loss = loss + self.dfl_weight * self.kl(
+                        sd.reshape(-1, sd.shape[-1]).float(),
+                        td.reshape(-1, td.shape[-1]).float())
+        return loss / len(s_cls)

@@ -18,10 +18,12 @@ from mmzsq.models.fake_quants import LSQFakeQuantize, check_bits
 from mmzsq.registry import MODELS
 
 # final prediction layers of mmdet / mmyolo heads (kept in float, as LSQ
-# keeps the last layer): YOLOv5/6/7/8 ``convs_pred``, RPN, RoI bbox/mask heads,
-# dense heads' ``conv_cls``/``conv_reg``/``retina_*``.
+# keeps the last layer): YOLOv5/6/7 ``convs_pred``, YOLOv8/YOLO11
+# ``cls_preds.{i}.2``/``reg_preds.{i}.2`` (the last 1x1 of each branch), RPN,
+# RoI bbox/mask heads, dense heads' ``conv_cls``/``conv_reg``/``retina_*``.
 DEFAULT_SKIP_PATTERNS = (
-    r'(^|\.)convs_pred\.\d+$', r'(^|\.)rpn_cls$', r'(^|\.)rpn_reg$',
+    r'(^|\.)convs_pred\.\d+$', r'(^|\.)(cls|reg)_preds\.\d+\.2$',
+    r'(^|\.)rpn_cls$', r'(^|\.)rpn_reg$',
     r'(^|\.)fc_cls$', r'(^|\.)fc_reg$', r'(^|\.)conv_logits$',
     r'(^|\.)conv_cls$', r'(^|\.)conv_reg$', r'(^|\.)conv_obj$',
     r'(^|\.)retina_cls$', r'(^|\.)retina_reg$')
