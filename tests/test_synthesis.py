@@ -447,7 +447,12 @@ def _dist_worker(rank, world, init_file, ckpt, set_dir, out_dir):
     with open(osp.join(out_dir, f'rank{rank}.json'), 'w') as f:
         json.dump(dict(done=out['stats']['done_batches'],
                        n=len(out['coco']['images'])), f)
-    dist.destroy_process_group()
+    # Leave together, then exit without running C++ destructors: about 1 run
+    # in 10 a rank aborted in gloo/interpreter teardown ("terminate called
+    # without an active exception") after its results were written.  The
+    # root cause is still to be found (noted for the product owner).
+    dist.barrier()
+    os._exit(0)
 
 
 @needs_yolov5n
