@@ -8,11 +8,12 @@ nesting (e.g. YOLOv5: 3 groups x 3 levels) is stored in the model's
 """
 import json
 import os.path as osp
-from typing import Dict, List, Optional, Sequence
+from typing import Dict, Iterable, List, Optional, Sequence
 
 import torch
 import torch.nn as nn
 from mmengine.config import Config
+from mmengine.logging import MMLogger
 
 from mmzsq.utils.cli import UserError, check_checkpoint
 
@@ -92,9 +93,14 @@ def unflatten(outputs: Sequence, groups: Sequence[int]) -> List[List]:
 
 
 def export_onnx(detector: nn.Module, out: str, input_size=(640, 640),
-                opset: int = OPSET, dynamic_hw: bool = True) -> List[int]:
+                opset: int = OPSET, dynamic_hw: bool = True,
+                int8_activations: Optional[Iterable] = None) -> List[int]:
     """Export ``detector`` (folded, QDQ layers) to ``out``; returns the
-    output groups.  Batch (and H, W unless ``dynamic_hw=False``) dynamic."""
+    output groups.  Batch (and H, W unless ``dynamic_hw=False``) dynamic.
+
+    ``int8_activations``: calibration batches (preprocessed inputs); when
+    given, the activations between quantized convs are quantized too
+    (:mod:`mmzsq.deployment.int8_activations`)."""
     import onnx
     if opset < 13:
         raise UserError(f'opset {opset}: QDQ per-channel needs opset >= 13')
@@ -114,6 +120,13 @@ def export_onnx(detector: nn.Module, out: str, input_size=(640, 640),
     from .onnx_qdq import finalize_qdq
     m = onnx.load(out)
     finalize_qdq(m)
+    if int8_activations is not None:
+        from .int8_activations import ort_min_max, quantize_activations
+        batches = [b.numpy() if isinstance(b, torch.Tensor) else b
+                   for b in int8_activations]
+        stats = quantize_activations(m, ort_min_max(m, batches))
+        MMLogger.get_current_instance().info(
+            f'int8 activations: {stats}')
     meta = m.metadata_props.add()
     meta.key, meta.value = 'mmzsq_output_groups', json.dumps(wrapper.groups)
     onnx.checker.check_model(m)

@@ -12,6 +12,13 @@ already in the ``b``-bit range; activations are clipped to
 ``[s*Qn, s*Qp]`` (a ``Clip`` node before ``QuantizeLinear``), so the int8
 codes are exactly the student's ``b``-bit codes.
 
+Activations are exported as **uint8** whatever the student's sign: a signed
+student grid ``[-128, 127]*s`` is uint8 with zero-point 128 (the same codes
+shifted).  onnxruntime's x86 CPU kernels are u8 activations x s8 weights:
+its QDQ rules only form ``QLinearConv`` / ``QLinearMul`` / ... when every
+activation around the op has that one type (int8 activations are allowed
+on ARM only).
+
 ``out_scale`` (optional) adds an extra uint8 quantization of the conv output
 (before the activation function).  It is *not* part of the LSQ student:
 onnxruntime only rewrites ``DQ -> Conv -> Q`` into an int8 ``QLinearConv``
@@ -26,6 +33,13 @@ import torch.nn as nn
 import torch.nn.functional as F
 
 INT8_MIN, INT8_MAX = -128, 127
+
+
+def asymmetric_uint8(lo: float, hi: float):
+    """(scale, zero_point) of a uint8 grid covering ``[lo, hi]`` and 0."""
+    lo, hi = min(float(lo), 0.0), max(float(hi), 0.0)
+    scale = max((hi - lo) / 255.0, 1e-8)
+    return scale, int(min(max(round(-lo / scale), 0), 255))
 
 
 class _QDQMixin:
@@ -43,10 +57,7 @@ class _QDQMixin:
 
     def set_output_quant(self, lo: float, hi: float):
         """uint8 output quantization covering ``[lo, hi]`` (and 0)."""
-        lo, hi = min(float(lo), 0.0), max(float(hi), 0.0)
-        scale = max((hi - lo) / 255.0, 1e-8)
-        self.out_scale = scale
-        self.out_zero_point = int(min(max(round(-lo / scale), 0), 255))
+        self.out_scale, self.out_zero_point = asymmetric_uint8(lo, hi)
 
     def float_weight(self):
         shape = [-1] + [1] * (self.w_codes.dim() - 1)
@@ -54,11 +65,12 @@ class _QDQMixin:
 
     def _qdq_input(self, x):
         s = self.a_step
-        # signed student range -> int8, unsigned -> uint8 (zero-point 0)
-        lo, hi = (0, 255) if self.a_qmin >= 0 else (INT8_MIN, INT8_MAX)
-        if (self.a_qmin, self.a_qmax) != (lo, hi):
+        # unsigned student range [0, 255] -> uint8, zero-point 0; signed
+        # [-128, 127] -> uint8, zero-point 128 (see module docstring)
+        zp = 0 if self.a_qmin >= 0 else 128
+        if (self.a_qmin, self.a_qmax) != (-zp, 255 - zp):
             x = x.clamp(s * self.a_qmin, s * self.a_qmax)  # b<8: clip
-        return torch.fake_quantize_per_tensor_affine(x, s, 0, lo, hi)
+        return torch.fake_quantize_per_tensor_affine(x, s, zp, 0, 255)
 
     def _qdq_weight(self):
         s = self.w_scale

@@ -12,11 +12,17 @@ What the graph contains:
   per-channel even for a per-tensor student), int8 initializers; biases
   int32; bit-widths < 8 in int8 with the activation clipped to the b-bit
   range (``Clip`` before ``QuantizeLinear``), weights already b-bit codes;
-* by default an extra uint8 quantization of each quantized conv's output
+* by default an extra int8 quantization of each quantized conv's output
   (min/max over ``--calib-batches`` batches of the config's
   ``--calib-split`` dataloader): onnxruntime needs ``DQ->Conv->Q`` to run an
   int8 ``QLinearConv``; ``--no-output-quant`` keeps exactly the student's
   quantizers (float convs in onnxruntime, no int8 speed-up);
+* by default also int8 grids on the tensors between quantized convs (SiLU,
+  residual Add, Concat, MaxPool, Resize; the student's own step size where
+  the tensor feeds a quantized conv, else calibrated like the conv outputs),
+  so onnxruntime runs them as int8 kernels too (see
+  mmzsq/deployment/int8_activations.py); ``--no-int8-activations`` keeps
+  them float;
 * ``--float``: the same folded network without any QDQ (FP32 baseline);
 * raw head outputs only (no decoding / NMS); opset 17; dynamic batch, H, W.
 """
@@ -51,6 +57,9 @@ def parse_args(argv=None):
                    help='export the folded model without QDQ (FP32)')
     p.add_argument('--no-output-quant', action='store_true',
                    help="student's quantizers only (no QLinearConv fusion)")
+    p.add_argument('--no-int8-activations', action='store_true',
+                   help='keep SiLU/Add/Concat/MaxPool/Resize between the '
+                   'int8 convs in float')
     p.add_argument('--calib-split', default='train',
                    choices=['train', 'val', 'test'],
                    help='dataloader for the output-quant calibration '
@@ -78,15 +87,17 @@ def main(argv=None):
         if args.float:
             for m in qdq:
                 m.quantize = False
-        elif not args.no_output_quant:
+        calib = None
+        if not args.float and not args.no_output_quant:
             loader = build_loader(cfg, args.calib_split)
-            n = calibrate_outputs(
-                deploy, lambda b: deploy._forward(b),
-                preprocessed(student, loader, args.calib_batches))
+            calib = list(preprocessed(student, loader, args.calib_batches))
+            n = calibrate_outputs(deploy, lambda b: deploy._forward(b), calib)
             logger.info(f'output quantization of {n} layers calibrated on '
-                        f'{args.calib_batches} {args.calib_split} batches')
+                        f'{len(calib)} {args.calib_split} batches')
+            if args.no_int8_activations:
+                calib = None
         groups = export_onnx(deploy, args.out, tuple(args.input_size),
-                             args.opset)
+                             args.opset, int8_activations=calib)
     kind = 'FP32' if args.float else 'QDQ int8'
     print(f'{kind} ONNX saved to {args.out} ({len(qdq)} quantized layers, '
           f'outputs {groups}, opset {args.opset})')

@@ -133,7 +133,7 @@ def main(argv=None):
             rounds.append({k: ortr.latency_ms(s, x, args.runs)['median']
                            for k, s in sessions.items()})
         res['latency_ms_rounds'] = rounds
-        if 'fp32' in sessions:
+        if 'fp32' in sessions and rounds:
             ratios = [r['int8'] / r['fp32'] for r in rounds]
             res['int8_over_fp32'] = dict(
                 median=sorted(ratios)[len(ratios) // 2], min=min(ratios),
