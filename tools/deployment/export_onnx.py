@@ -65,6 +65,9 @@ def parse_args(argv=None):
                    help='dataloader for the output-quant calibration '
                    '(train = the zero-shot synthetic set of zsq configs)')
     p.add_argument('--calib-batches', type=int, default=4)
+    p.add_argument('--seed', type=int, default=0,
+                   help='seed of the calibration batches\' sampling (the '
+                   'calibrated grids, hence mAP, depend on which images)')
     p.add_argument('--cfg-options', nargs='+', action=DictAction)
     return p.parse_args(argv)
 
@@ -76,6 +79,7 @@ def main(argv=None):
     from mmzsq.deployment.data import build_loader, preprocessed
     from mmzsq.deployment.export import export_onnx, load_quantized_algorithm
     from mmzsq.deployment.qdq_layers import _QDQMixin
+    from mmengine.runner import set_random_seed
     logger = MMLogger.get_instance('mmzsq')
     with exit_on_user_error():
         cfg, alg = load_quantized_algorithm(args.config, args.checkpoint,
@@ -89,6 +93,7 @@ def main(argv=None):
                 m.quantize = False
         calib = None
         if not args.float and not args.no_output_quant:
+            set_random_seed(args.seed)
             loader = build_loader(cfg, args.calib_split)
             calib = list(preprocessed(student, loader, args.calib_batches))
             n = calibrate_outputs(deploy, lambda b: deploy._forward(b), calib)
