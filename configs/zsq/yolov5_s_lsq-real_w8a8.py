@@ -1,17 +1,8 @@
 # Baseline: LSQ on N real COCO train2017 images with their labels
-# (distillation off: beta_kl = beta_feat = 0), YOLOv5-s W8A8.
-# $MMZSQ_COCO_TRAIN_ROOT picks the folder (annotations/instances_train2017.json
-# + train2017/), e.g. ../shared/data/coco128/.
-_base_ = './yolov5_s_w8a8.py'
-num_real_images = 2000  # as many as the synthetic set
-train_root = '{{$MMZSQ_COCO_TRAIN_ROOT:data/coco/}}'
+# (distillation off: beta_kl = beta_feat = 0), YOLOv5-s W8A8;
+# data: _base_/real_coco_train.py ($MMZSQ_COCO_TRAIN_ROOT).
+_base_ = ['./yolov5_s_w8a8.py', './_base_/real_coco_train.py']
 train_dataloader = dict(dataset=dict(
-    _delete_=True,
-    type='YOLOv5CocoDataset',
-    data_root=train_root,
-    ann_file='annotations/instances_train2017.json',
-    data_prefix=dict(img='train2017/'),
-    indices=num_real_images,
-    filter_cfg=dict(filter_empty_gt=False, min_size=32),
-    pipeline=_base_.zsq_train_pipeline))
-model = dict(loss_weights=dict(det=1.0, kd=0.0, feat=0.0))
+    _delete_=True, pipeline=_base_.zsq_train_pipeline,
+    **_base_.real_yolo_dataset))
+model = dict(loss_weights=_base_.real_data_loss_weights)
