@@ -27,16 +27,12 @@ def build_loader(cfg, split: str = 'test'):
                         '$MMZSQ_COCO_ROOT for val/test)') from None
 
 
-def preprocessed(detector, loader, n_batches: int,
-                 with_samples: bool = False) -> Iterator:
+def preprocessed(detector, loader, n_batches: int) -> Iterator[torch.Tensor]:
     """The first ``n_batches`` input tensors after the detector's
-    ``data_preprocessor`` (eval mode); ``with_samples``: ``(inputs,
-    data_samples)`` pairs (what ``detector.predict`` takes)."""
+    ``data_preprocessor`` (eval mode)."""
     for batch in itertools.islice(loader, n_batches):
         # yolov5_collate (mmyolo train loaders) packs the samples as a dict,
         # which only the preprocessor's training branch reads
         train_fmt = isinstance(batch.get('data_samples'), dict)
         with torch.no_grad():
-            d = detector.data_preprocessor(batch, train_fmt)
-        yield (d['inputs'], d['data_samples']) if with_samples \
-            else d['inputs']
+            yield detector.data_preprocessor(batch, train_fmt)['inputs']

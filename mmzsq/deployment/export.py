@@ -61,37 +61,27 @@ def load_quantized_algorithm(config: str, checkpoint: str,
     return cfg, model.eval()
 
 
-def is_two_stage(detector: nn.Module) -> bool:
-    return getattr(detector, 'roi_head', None) is not None
-
-
 class RawHeadOutputs(nn.Module):
     """``x -> flat tuple of bbox_head.forward(extract_feat(x))`` tensors."""
 
     def __init__(self, detector: nn.Module):
         super().__init__()
-        if is_two_stage(detector):
-            raise UserError('two-stage detectors (RoI heads) export as '
-                            'three graphs: use mmzsq.deployment.two_stage.'
-                            'export_two_stage (tools/deployment/'
-                            'export_onnx.py picks it)')
+        if hasattr(detector, 'roi_head'):
+            raise UserError('two-stage detectors (RoI heads) are not '
+                            'exportable yet; export a single-stage '
+                            '(YOLO / dense-head) model')
         self.detector = detector
         self.groups: List[int] = []
 
     def forward(self, x):
-        return flatten(self.detector.bbox_head(
-            self.detector.extract_feat(x)), self)
-
-
-def flatten(outs: Sequence, owner) -> tuple:
-    """Flat tuple of a nested head output; ``owner.groups`` = nesting."""
-    flat, groups = [], []
-    for o in outs:
-        o = list(o) if isinstance(o, (list, tuple)) else [o]
-        groups.append(len(o))
-        flat += o
-    owner.groups = groups
-    return tuple(flat)
+        outs = self.detector.bbox_head(self.detector.extract_feat(x))
+        flat, groups = [], []
+        for o in outs:
+            o = list(o) if isinstance(o, (list, tuple)) else [o]
+            groups.append(len(o))
+            flat += o
+        self.groups = groups
+        return tuple(flat)
 
 
 def unflatten(outputs: Sequence, groups: Sequence[int]) -> List[List]:
@@ -102,40 +92,33 @@ def unflatten(outputs: Sequence, groups: Sequence[int]) -> List[List]:
     return res
 
 
-def export_graph(wrapper: nn.Module, x: torch.Tensor, out: str,
-                 opset: int = OPSET, input_axes: Optional[Dict] = None,
-                 int8_activations: Optional[Iterable] = None,
-                 metadata: Optional[Dict[str, object]] = None) -> int:
-    """Export ``wrapper(x) -> tuple of tensors`` as a QDQ graph at ``out``
-    (input ``input``, outputs ``out{i}``, all dynamic in dim 0).
+def export_onnx(detector: nn.Module, out: str, input_size=(640, 640),
+                opset: int = OPSET, dynamic_hw: bool = True,
+                int8_activations: Optional[Iterable] = None) -> List[int]:
+    """Export ``detector`` (folded, QDQ layers) to ``out``; returns the
+    output groups.  Batch (and H, W unless ``dynamic_hw=False``) dynamic.
 
-    ``int8_activations``: calibration inputs; when given, the activations
-    between quantized convs are quantized too
-    (:mod:`mmzsq.deployment.int8_activations`).  ``metadata``: stored
-    JSON-encoded in ``metadata_props``.  Returns the output count."""
+    ``int8_activations``: calibration batches (preprocessed inputs); when
+    given, the activations between quantized convs are quantized too
+    (:mod:`mmzsq.deployment.int8_activations`)."""
     import onnx
     if opset < 13:
         raise UserError(f'opset {opset}: QDQ per-channel needs opset >= 13')
-    wrapper = wrapper.eval()
+    wrapper = RawHeadOutputs(detector).eval()
+    x = torch.zeros(1, 3, *input_size)
     with torch.no_grad():
-        outs = wrapper(x)
-    n_out = len(outs)
+        n_out = len(wrapper(x))
     names = [f'out{i}' for i in range(n_out)]
-    dyn = {'input': input_axes or {0: 'batch'}}
-    spatial = 2 in dyn['input']
-    for i, (n, o) in enumerate(zip(names, outs)):  # feature maps follow H, W
-        dyn[n] = {0: 'batch', 2: f'h{i}', 3: f'w{i}'} \
-            if spatial and o.dim() == 4 else {0: 'batch'}
+    axes = {0: 'batch', 2: 'height', 3: 'width'} if dynamic_hw \
+        else {0: 'batch'}
+    dyn = {'input': axes}
+    dyn.update({n: {0: 'batch'} for n in names})
     torch.onnx.export(wrapper, (x, ), out, input_names=['input'],
                       output_names=names, dynamic_axes=dyn,
                       opset_version=opset, dynamo=False,
                       do_constant_folding=True)
     from .onnx_qdq import finalize_qdq
     m = onnx.load(out)
-    # the tracer's intermediate shapes name one symbolic size for tensors of
-    # different sizes when a module runs on several levels (a shared RPN
-    # head), which onnxruntime's buffer reuse trusts; it infers them anyway
-    del m.graph.value_info[:]
     finalize_qdq(m)
     if int8_activations is not None:
         from .int8_activations import ort_min_max, quantize_activations
@@ -144,31 +127,10 @@ def export_graph(wrapper: nn.Module, x: torch.Tensor, out: str,
         stats = quantize_activations(m, ort_min_max(m, batches))
         MMLogger.get_current_instance().info(
             f'int8 activations: {stats}')
-    for k, v in (metadata or {}).items():
-        meta = m.metadata_props.add()
-        meta.key, meta.value = k, json.dumps(v)
+    meta = m.metadata_props.add()
+    meta.key, meta.value = 'mmzsq_output_groups', json.dumps(wrapper.groups)
     onnx.checker.check_model(m)
     onnx.save(m, out)
-    return n_out
-
-
-IMAGE_AXES = {0: 'batch', 2: 'height', 3: 'width'}
-
-
-def export_onnx(detector: nn.Module, out: str, input_size=(640, 640),
-                opset: int = OPSET, dynamic_hw: bool = True,
-                int8_activations: Optional[Iterable] = None) -> List[int]:
-    """Export a single-stage ``detector`` (folded, QDQ layers) to ``out``;
-    returns the output groups.  Batch (and H, W unless
-    ``dynamic_hw=False``) dynamic.  ``int8_activations``: see
-    :func:`export_graph`."""
-    wrapper = RawHeadOutputs(detector)
-    x = torch.zeros(1, 3, *input_size)
-    with torch.no_grad():
-        wrapper(x)
-    export_graph(wrapper, x, out, opset,
-                 IMAGE_AXES if dynamic_hw else {0: 'batch'},
-                 int8_activations, {'mmzsq_output_groups': wrapper.groups})
     return wrapper.groups
 
 
@@ -180,11 +142,3 @@ def output_groups(onnx_path: str) -> List[int]:
             return json.loads(p.value)
     raise UserError(f'{osp.basename(onnx_path)} has no mmzsq output groups; '
                     'export it with tools/deployment/export_onnx.py')
-
-
-def onnx_metadata(onnx_path: str) -> Dict[str, object]:
-    """The ``mmzsq_*`` metadata of an exported graph (JSON-decoded)."""
-    import onnx
-    m = onnx.load(onnx_path, load_external_data=False)
-    return {p.key: json.loads(p.value) for p in m.metadata_props
-            if p.key.startswith('mmzsq_')}

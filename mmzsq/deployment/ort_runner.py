@@ -38,10 +38,9 @@ def count_ops(onnx_path: str) -> Dict[str, int]:
 
 def int8_kernels(onnx_path: str) -> Dict[str, int]:
     ops = count_ops(onnx_path)
-    keys = INT8_OPS + ('QLinearSigmoid', 'QLinearMul', 'QLinearAdd',
-                       'QLinearConcat', 'Conv', 'FusedConv', 'QuantizeLinear',
-                       'DequantizeLinear')
-    return {k: ops.get(k, 0) for k in keys}
+    return {k: ops.get(k, 0) for k in INT8_OPS + ('Conv', 'FusedConv',
+                                                   'QuantizeLinear',
+                                                   'DequantizeLinear')}
 
 
 def run(session, x) -> List[np.ndarray]:
@@ -50,15 +49,14 @@ def run(session, x) -> List[np.ndarray]:
                               np.ascontiguousarray(x, dtype=np.float32)})
 
 
-def latency_ms(fn, runs: int = 20, warmup: int = 3) -> Dict:
-    """Median (and min/max) wall time of ``runs`` calls of ``fn()``, in
-    ms."""
+def latency_ms(session, x, runs: int = 20, warmup: int = 3) -> Dict:
+    """Median (and min/max) wall time of ``runs`` single runs, in ms."""
     for _ in range(warmup):
-        fn()
+        run(session, x)
     times = []
     for _ in range(runs):
         t = time.perf_counter()
-        fn()
+        run(session, x)
         times.append((time.perf_counter() - t) * 1e3)
     return dict(median=statistics.median(times), min=min(times),
                 max=max(times), runs=runs)
@@ -78,37 +76,3 @@ def predict(session, groups: List[int], bbox_head, inputs, data_samples,
     for s, r in zip(data_samples, results):
         s.pred_instances = r
     return data_samples
-
-
-class OrtSingleStageDetector:
-    """An exported dense-head detector in onnxruntime + the head's own
-    ``predict_by_feat`` (``detector``: a float model of the same config,
-    only its head's decoding / NMS and test_cfg are used)."""
-
-    latency_scope = 'graph (raw head outputs, no NMS)'
-
-    def __init__(self, path: str, detector, threads: int = 1,
-                 optimized_path: Optional[str] = None):
-        from .export import output_groups
-        self.session = make_session(path, threads, optimized_path)
-        self.groups = output_groups(path)
-        self.detector = detector
-
-    def predict(self, inputs, data_samples, rescale: bool = True):
-        return predict(self.session, self.groups, self.detector.bbox_head,
-                       inputs, data_samples, rescale)
-
-    def timed(self, x, metainfo=None):
-        """A zero-argument callable for :func:`latency_ms`."""
-        return lambda: run(self.session, x)
-
-
-def ort_detector(path: str, detector, threads: int = 1,
-                 optimized_path: Optional[str] = None):
-    """:class:`OrtSingleStageDetector` or, for a two-stage export,
-    :class:`mmzsq.deployment.two_stage.OrtTwoStageDetector`."""
-    from .export import onnx_metadata
-    if 'mmzsq_two_stage' in onnx_metadata(path):
-        from .two_stage import OrtTwoStageDetector
-        return OrtTwoStageDetector(path, detector, threads, optimized_path)
-    return OrtSingleStageDetector(path, detector, threads, optimized_path)

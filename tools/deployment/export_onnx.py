@@ -24,11 +24,7 @@ What the graph contains:
   mmzsq/deployment/int8_activations.py); ``--no-int8-activations`` keeps
   them float;
 * ``--float``: the same folded network without any QDQ (FP32 baseline);
-* raw head outputs only (no decoding / NMS); opset 17; dynamic batch, H, W;
-* a two-stage detector (Mask R-CNN) is written as three graphs: ``--out``
-  (image -> FPN features + RPN outputs) and ``<out>.bbox_head.onnx`` /
-  ``<out>.mask_head.onnx`` (RoI features -> head outputs); RoIAlign and all
-  post-processing stay in Python (mmzsq/deployment/two_stage.py).
+* raw head outputs only (no decoding / NMS); opset 17; dynamic batch, H, W.
 """
 import argparse
 import os.path as osp
@@ -78,26 +74,19 @@ def parse_args(argv=None):
 
 def main(argv=None):
     args = parse_args(argv)
-    from mmengine.runner import set_random_seed
-
     from mmzsq.deployment import fold_student
     from mmzsq.deployment.calibrate import calibrate_outputs
     from mmzsq.deployment.data import build_loader, preprocessed
-    from mmzsq.deployment.export import (export_onnx, is_two_stage,
-                                         load_quantized_algorithm)
+    from mmzsq.deployment.export import export_onnx, load_quantized_algorithm
     from mmzsq.deployment.qdq_layers import _QDQMixin
-    from mmzsq.deployment.two_stage import export_two_stage
+    from mmengine.runner import set_random_seed
     logger = MMLogger.get_instance('mmzsq')
     with exit_on_user_error():
         cfg, alg = load_quantized_algorithm(args.config, args.checkpoint,
                                             args.cfg_options)
         student = alg.architecture
-        two_stage = is_two_stage(student)
         x = torch.zeros(1, 3, *args.input_size)
-        # conv -> BN pairs are found on a forward: the backbone + neck (RPN
-        # and RoI heads have no BN) or, single-stage, the whole network
-        deploy = fold_student(student, lambda m: m.extract_feat(x)
-                              if two_stage else m._forward(x))
+        deploy = fold_student(student, lambda m: m._forward(x))
         qdq = [m for m in deploy.modules() if isinstance(m, _QDQMixin)]
         if args.float:
             for m in qdq:
@@ -106,38 +95,17 @@ def main(argv=None):
         if not args.float and not args.no_output_quant:
             set_random_seed(args.seed)
             loader = build_loader(cfg, args.calib_split)
-            batches = list(preprocessed(student, loader, args.calib_batches,
-                                        with_samples=True))
-            # predict reaches every head (a two-stage model's RoI heads too)
-            n = calibrate_outputs(
-                deploy, lambda b: deploy.predict(b[0], b[1]) if two_stage
-                else deploy._forward(b[0]), batches)
-            logger.info(f'output quantization of {n} of {len(qdq)} layers '
-                        f'calibrated on {len(batches)} {args.calib_split} '
-                        'batches')
-            missed = [k for k, m in deploy.named_modules()
-                      if isinstance(m, _QDQMixin) and m.out_scale is None]
-            if missed:
-                logger.warning(
-                    f'{len(missed)} quantized layers never ran on the '
-                    f'calibration batches (e.g. {missed[0]}; a RoI head '
-                    'without detections?): their outputs stay float, so '
-                    'onnxruntime runs them as float convs; use more '
-                    '--calib-batches')
-            if not args.no_int8_activations:
-                calib = [b[0] for b in batches]
-        if two_stage:
-            files = export_two_stage(deploy, args.out,
-                                     tuple(args.input_size), args.opset,
-                                     int8_activations=calib)
-            what = 'graphs ' + ', '.join(files)
-        else:
-            groups = export_onnx(deploy, args.out, tuple(args.input_size),
-                                 args.opset, int8_activations=calib)
-            what = f'{args.out} (outputs {groups})'
+            calib = list(preprocessed(student, loader, args.calib_batches))
+            n = calibrate_outputs(deploy, lambda b: deploy._forward(b), calib)
+            logger.info(f'output quantization of {n} layers calibrated on '
+                        f'{len(calib)} {args.calib_split} batches')
+            if args.no_int8_activations:
+                calib = None
+        groups = export_onnx(deploy, args.out, tuple(args.input_size),
+                             args.opset, int8_activations=calib)
     kind = 'FP32' if args.float else 'QDQ int8'
-    print(f'{kind} ONNX saved: {what}; {len(qdq)} quantized layers, '
-          f'opset {args.opset}')
+    print(f'{kind} ONNX saved to {args.out} ({len(qdq)} quantized layers, '
+          f'outputs {groups}, opset {args.opset})')
 
 
 if __name__ == '__main__':

@@ -3,17 +3,13 @@
     python tools/deployment/ort_eval.py CONFIG model_int8.onnx \
         [--fp32 model_fp32.onnx] [--checkpoint CKPT] [--threads 1]
 
-* mAP / mAP50 (bbox, and segm for Mask R-CNN) on the config's test
-  dataloader through its test evaluator (mmdet's CocoMetric), decoding +
-  NMS by the detector's own heads on the ONNX raw outputs; with
-  ``--checkpoint`` the PyTorch fake-quant student is evaluated on the same
-  batches for comparison;
+* mAP / mAP50 on the config's test dataloader through its test evaluator
+  (mmdet's CocoMetric), decoding + NMS by the head's ``predict_by_feat`` on
+  the ONNX raw outputs; with ``--checkpoint`` the PyTorch fake-quant student
+  is evaluated on the same batches for comparison;
 * latency: batch 1, ``--latency-size`` px, fixed ``--threads``; median of
   ``--runs`` runs, repeated ``--rounds`` times alternating QDQ / FP32 (the
-  spread of the round medians is reported: shared machines are noisy); a
-  single-stage model times its graph (raw head outputs), a two-stage one
-  (three graphs, see mmzsq/deployment/two_stage.py) times the whole
-  prediction, RPN / RoI post-processing included (``latency_scope``);
+  spread of the round medians is reported: shared machines are noisy);
 * int8 kernels: the onnxruntime-optimised graph is saved
   (``SessionOptions.optimized_model_filepath``) and its QLinearConv /
   ConvInteger / MatMulInteger... nodes are counted.
@@ -80,7 +76,7 @@ def evaluate(cfg, predict_fn, max_images=None):
         evaluator.process(samples, batch)
     m = evaluator.evaluate(min(n * loader.batch_size, len(loader.dataset)))
     return {k.split('/')[-1]: v for k, v in m.items()
-            if k.endswith(('_mAP', '_mAP_50'))}  # bbox (and segm)
+            if k.endswith(('bbox_mAP', 'bbox_mAP_50'))}
 
 
 def main(argv=None):
@@ -88,6 +84,7 @@ def main(argv=None):
     from mmengine.registry import MODELS, init_default_scope
 
     from mmzsq.deployment import ort_runner as ortr
+    from mmzsq.deployment.export import output_groups
     with exit_on_user_error():
         for p in (args.onnx, args.fp32):
             if p and not osp.isfile(p):
@@ -105,19 +102,20 @@ def main(argv=None):
         if args.fp32:
             models['fp32'] = args.fp32
         res = dict(threads=args.threads, latency_size=args.latency_size)
-        dets = {}
+        sessions = {}
         for k, path in models.items():
-            opt = osp.join(args.work_dir, osp.basename(path).replace(
-                '.onnx', '_ort_opt.onnx'))
-            dets[k] = ortr.ort_detector(path, detector, args.threads, opt)
+            opt = osp.join(args.work_dir,
+                           osp.basename(path).replace('.onnx', '_ort_opt.onnx'))
+            sessions[k] = ortr.make_session(path, args.threads, opt)
             res[f'{k}_kernels'] = ortr.int8_kernels(opt)
-        res['latency_scope'] = dets['int8'].latency_scope
         if not args.no_map:
-            for k, ort_det in dets.items():
+            for k, path in models.items():
+                groups = output_groups(path)
 
-                def pred(batch, d=ort_det):
-                    b = detector.data_preprocessor(batch, False)
-                    return d.predict(b['inputs'], b['data_samples'])
+                def pred(batch, s=sessions[k], g=groups):
+                    d = detector.data_preprocessor(batch, False)
+                    return ortr.predict(s, g, detector.bbox_head,
+                                        d['inputs'], d['data_samples'])
                 res[f'{k}_onnxruntime'] = evaluate(cfg, pred, args.max_images)
             if args.checkpoint:
                 from mmzsq.deployment.export import load_quantized_algorithm
@@ -132,10 +130,10 @@ def main(argv=None):
                        generator=g)
         rounds = []
         for _ in range(args.rounds):
-            rounds.append({k: ortr.latency_ms(d.timed(x), args.runs)[
-                'median'] for k, d in dets.items()})
+            rounds.append({k: ortr.latency_ms(s, x, args.runs)['median']
+                           for k, s in sessions.items()})
         res['latency_ms_rounds'] = rounds
-        if 'fp32' in dets and rounds:
+        if 'fp32' in sessions and rounds:
             ratios = [r['int8'] / r['fp32'] for r in rounds]
             res['int8_over_fp32'] = dict(
                 median=sorted(ratios)[len(ratios) // 2], min=min(ratios),
