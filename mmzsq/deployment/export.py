@@ -1,10 +1,12 @@
 """Export the quantized student of an mmzsq checkpoint to ONNX (QDQ).
 
-Graph = backbone + neck + the head's raw outputs (``bbox_head.forward``);
-NMS and box decoding stay out and are done in Python by the head's own
-``predict_by_feat`` (:mod:`mmzsq.deployment.ort_runner`).  The output
-nesting (e.g. YOLOv5: 3 groups x 3 levels) is stored in the model's
-``metadata_props`` as ``mmzsq_output_groups``.
+Single-stage detectors: one graph = backbone + neck + the head's raw
+outputs (``bbox_head.forward``); NMS and box decoding stay out and are done
+in Python by the head's own ``predict_by_feat``
+(:mod:`mmzsq.deployment.ort_runner`).  The output nesting (e.g. YOLOv5: 3
+groups x 3 levels) is stored in the model's ``metadata_props`` as
+``mmzsq_output_groups``.  Two-stage detectors (RoI heads) are exported as
+three graphs by :mod:`mmzsq.deployment.two_stage`, with :func:`export_graph`.
 """
 import json
 import os.path as osp
@@ -66,9 +68,10 @@ class RawHeadOutputs(nn.Module):
     def __init__(self, detector: nn.Module):
         super().__init__()
         if hasattr(detector, 'roi_head'):
-            raise UserError('two-stage detectors (RoI heads) are not '
-                            'exportable yet; export a single-stage '
-                            '(YOLO / dense-head) model')
+            raise UserError('a two-stage detector (RoI heads) has no single '
+                            'raw-output graph; export it with '
+                            'mmzsq.deployment.two_stage.export_two_stage '
+                            '(tools/deployment/export_onnx.py does)')
         self.detector = detector
         self.groups: List[int] = []
 
@@ -91,11 +94,35 @@ def unflatten(outputs: Sequence, groups: Sequence[int]) -> List[List]:
     return res
 
 
+def export_graph(module: nn.Module, example: torch.Tensor, out: str,
+                 input_name: str, output_names: Sequence[str],
+                 dynamic_axes: Dict, opset: int = OPSET,
+                 metadata: Optional[Dict[str, str]] = None):
+    """``torch.onnx`` (legacy exporter) + :func:`finalize_qdq` +
+    ``metadata_props`` + ``onnx.checker``: one graph of ``module`` at
+    ``out``."""
+    import onnx
+    if opset < 13:
+        raise UserError(f'opset {opset}: QDQ per-channel needs opset >= 13')
+    torch.onnx.export(module, (example, ), out, input_names=[input_name],
+                      output_names=list(output_names),
+                      dynamic_axes=dynamic_axes, opset_version=opset,
+                      dynamo=False, do_constant_folding=True)
+    from .onnx_qdq import finalize_qdq
+    m = onnx.load(out)
+    finalize_qdq(m)
+    for key, value in (metadata or {}).items():
+        meta = m.metadata_props.add()
+        meta.key, meta.value = key, value
+    onnx.checker.check_model(m)
+    onnx.save(m, out)
+
+
 def export_onnx(detector: nn.Module, out: str, input_size=(640, 640),
                 opset: int = OPSET, dynamic_hw: bool = True) -> List[int]:
-    """Export ``detector`` (folded, QDQ layers) to ``out``; returns the
-    output groups.  Batch (and H, W unless ``dynamic_hw=False``) dynamic."""
-    import onnx
+    """Export single-stage ``detector`` (folded, QDQ layers) to ``out``;
+    returns the output groups.  Batch (and H, W unless ``dynamic_hw=False``)
+    dynamic."""
     if opset < 13:
         raise UserError(f'opset {opset}: QDQ per-channel needs opset >= 13')
     wrapper = RawHeadOutputs(detector).eval()
@@ -107,25 +134,21 @@ def export_onnx(detector: nn.Module, out: str, input_size=(640, 640),
         else {0: 'batch'}
     dyn = {'input': axes}
     dyn.update({n: {0: 'batch'} for n in names})
-    torch.onnx.export(wrapper, (x, ), out, input_names=['input'],
-                      output_names=names, dynamic_axes=dyn,
-                      opset_version=opset, dynamo=False,
-                      do_constant_folding=True)
-    from .onnx_qdq import finalize_qdq
-    m = onnx.load(out)
-    finalize_qdq(m)
-    meta = m.metadata_props.add()
-    meta.key, meta.value = 'mmzsq_output_groups', json.dumps(wrapper.groups)
-    onnx.checker.check_model(m)
-    onnx.save(m, out)
+    export_graph(wrapper, x, out, 'input', names, dyn, opset,
+                 {'mmzsq_output_groups': json.dumps(wrapper.groups)})
     return wrapper.groups
 
 
-def output_groups(onnx_path: str) -> List[int]:
+def read_metadata(onnx_path: str) -> Dict[str, str]:
+    """The ``metadata_props`` of an ONNX file, as a dict."""
     import onnx
     m = onnx.load(onnx_path, load_external_data=False)
-    for p in m.metadata_props:
-        if p.key == 'mmzsq_output_groups':
-            return json.loads(p.value)
+    return {p.key: p.value for p in m.metadata_props}
+
+
+def output_groups(onnx_path: str) -> List[int]:
+    meta = read_metadata(onnx_path)
+    if 'mmzsq_output_groups' in meta:
+        return json.loads(meta['mmzsq_output_groups'])
     raise UserError(f'{osp.basename(onnx_path)} has no mmzsq output groups; '
                     'export it with tools/deployment/export_onnx.py')
