@@ -1,7 +1,8 @@
 """Run an exported detector with onnxruntime (CPU EP).
 
 Post-processing is the head's own ``predict_by_feat`` on the ONNX raw
-outputs, so decoding and NMS are exactly mmyolo's / mmdet's.
+outputs, so decoding and NMS are exactly mmyolo's / mmdet's.  Two-stage
+exports (three graphs, RoI stage in Python): :mod:`.two_stage`.
 """
 import collections
 import statistics
@@ -49,17 +50,22 @@ def run(session, x) -> List[np.ndarray]:
                               np.ascontiguousarray(x, dtype=np.float32)})
 
 
-def latency_ms(session, x, runs: int = 20, warmup: int = 3) -> Dict:
-    """Median (and min/max) wall time of ``runs`` single runs, in ms."""
+def timed_ms(fn, runs: int = 20, warmup: int = 3) -> Dict:
+    """Median (and min/max) wall time of ``runs`` calls of ``fn()``, ms."""
     for _ in range(warmup):
-        run(session, x)
+        fn()
     times = []
     for _ in range(runs):
         t = time.perf_counter()
-        run(session, x)
+        fn()
         times.append((time.perf_counter() - t) * 1e3)
     return dict(median=statistics.median(times), min=min(times),
                 max=max(times), runs=runs)
+
+
+def latency_ms(session, x, runs: int = 20, warmup: int = 3) -> Dict:
+    """Median (and min/max) wall time of ``runs`` single runs, in ms."""
+    return timed_ms(lambda: run(session, x), runs, warmup)
 
 
 def predict(session, groups: List[int], bbox_head, inputs, data_samples,
