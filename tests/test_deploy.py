@@ -535,6 +535,11 @@ def test_mask_rcnn_float_export_matches_pytorch(mask_rcnn, tmp_path):
         for fq in fqs:
             fq.fake_quant_enabled.fill_(1)
     assert _rel_err(ref, _runner_raw(runner, x2)) < 1e-3
+    # dynamic batch, H, W (not multiples of 32 either)
+    x3 = torch.randn(3, 3, 100, 164,
+                     generator=torch.Generator().manual_seed(3))
+    ref3 = _ts_flat(deploy, x3)
+    assert _rel_err(ref3, _runner_raw(runner, x3)) < 1e-3
     _top_detections_match(ref_pred, runner.predict(x2, meta_samples(x2)),
                           iou=0.99, score_tol=1e-3, mask_iou=0.95)
 
@@ -575,6 +580,15 @@ def test_two_stage_bbox_only_and_unsupported(mask_rcnn, tmp_path):
     with pytest.raises(UserError, match='CascadeRoIHead: only '
                        'StandardRoIHead'):
         export_two_stage(other, str(tmp_path / 'x.onnx'), (TS_RES, TS_RES))
+    # Swin: the legacy exporter bakes batch and H, W into its reshapes
+    from mmengine.registry import MODELS
+    swin = copy.deepcopy(faster)
+    swin.backbone = MODELS.build(dict(
+        type='SwinTransformer', embed_dims=16, depths=[1, 1, 1, 1],
+        num_heads=[1, 1, 1, 1], window_size=4))
+    with pytest.raises(UserError, match='SwinTransformer backbone: .* '
+                       'CNN-backbone student'):
+        export_two_stage(swin, str(tmp_path / 'x.onnx'), (TS_RES, TS_RES))
 
 
 def _fake_coco(root, student, n=2):

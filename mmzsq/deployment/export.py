@@ -62,6 +62,27 @@ def load_quantized_algorithm(config: str, checkpoint: str,
     return cfg, model.eval()
 
 
+# backbones whose legacy-exporter trace is only valid for the example's
+# batch size and H, W: mmdet's Swin reads ``B, L, C = x.shape`` as Python
+# ints in the window partition / attention reshapes, so they become
+# constants (measured: batch 2 through a batch-1 export gives wrong
+# outputs silently, another H, W fails in a Reshape)
+FIXED_SHAPE_BACKBONES = ('SwinTransformer', )
+
+
+def check_traceable(detector: nn.Module):
+    """:class:`UserError` for a detector whose ONNX trace would bake in the
+    example's shapes (see ``FIXED_SHAPE_BACKBONES``)."""
+    name = type(getattr(detector, 'backbone', None)).__name__
+    if name in FIXED_SHAPE_BACKBONES:
+        raise UserError(
+            f'{name} backbone: torch\'s ONNX exporter (legacy, dynamo=False)'
+            ' turns its window-attention reshapes into constants for the '
+            'example batch and image size, so the graph is wrong for any '
+            'other batch / size; export a CNN-backbone student (e.g. '
+            'configs/zsq/mask-rcnn_r50_fpn_*.py) instead')
+
+
 class RawHeadOutputs(nn.Module):
     """``x -> flat tuple of bbox_head.forward(extract_feat(x))`` tensors."""
 
@@ -72,6 +93,7 @@ class RawHeadOutputs(nn.Module):
                             'raw-output graph; export it with '
                             'mmzsq.deployment.two_stage.export_two_stage '
                             '(tools/deployment/export_onnx.py does)')
+        check_traceable(detector)
         self.detector = detector
         self.groups: List[int] = []
 

@@ -42,7 +42,8 @@ import torch.nn as nn
 
 from mmzsq.utils.cli import UserError
 
-from .export import OPSET, export_graph, read_metadata, unflatten
+from .export import (OPSET, check_traceable, export_graph, read_metadata,
+                     unflatten)
 
 META_KEY = 'mmzsq_two_stage'
 HEADS = ('bbox_head', 'mask_head')
@@ -156,6 +157,7 @@ def export_two_stage(detector: nn.Module, out: str, input_size=(640, 640),
     """Export a two-stage ``detector`` (folded, QDQ layers) as the three
     graphs of the module docstring; returns ``{role: path}``."""
     check_two_stage(detector)
+    check_traceable(detector)
     roi = detector.roi_head
     paths = head_paths(out, roi.with_mask)
     # graph 1: image -> features + RPN raw outputs

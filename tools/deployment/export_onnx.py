@@ -74,13 +74,15 @@ def main(argv=None):
     from mmzsq.deployment import two_stage as ts
     from mmzsq.deployment.calibrate import calibrate_outputs
     from mmzsq.deployment.data import build_loader, preprocessed_batches
-    from mmzsq.deployment.export import export_onnx, load_quantized_algorithm
+    from mmzsq.deployment.export import (check_traceable, export_onnx,
+                                         load_quantized_algorithm)
     from mmzsq.deployment.qdq_layers import _QDQMixin
     logger = MMLogger.get_instance('mmzsq')
     with exit_on_user_error():
         cfg, alg = load_quantized_algorithm(args.config, args.checkpoint,
                                             args.cfg_options)
         student = alg.architecture
+        check_traceable(student)  # before folding / calibrating
         two_stage = ts.is_two_stage(student)
         if two_stage:
             ts.check_two_stage(student)
