@@ -370,3 +370,436 @@ def test_int8_activations_grids_and_kernels(tmp_path):
         assert np.abs(y1 - r1).max() <= 0.04 + 1e-6
         assert np.abs(y2 - r2).max() <= 2 * 0.1 + 1e-6
         assert np.abs(y2 - r2).mean() < 0.05
+
+
+# --------------------------------------------------------------------------
+# Two-stage (Mask R-CNN): three graphs, RoI stage in Python (mmdet's code).
+#
+# The student: configs/zsq/mask-rcnn_r50_fpn_w8a8.py shrunk by
+# tests/zsq_utils.py::tiny_two_stage (R18-style, 16-channel FPN, 3
+# classes), randomly initialised, LSQ step sizes from one forward on
+# random 128 px images (no ../shared data).  ``rpn_cls``/``fc_cls``/
+# ``fc_reg`` get a larger random init so that scores spread (mmdet's 0.01
+# std gives every box the same score, which makes any ranking a tie).
+#
+# Tolerances ORT vs PyTorch (same quantization in both): the noise floor
+# of the YOLO tests (see the top of this file), for
+# * graph 1 (backbone + neck + RPN head, 28 quantized convs) with n ~ N(0,
+#   4e-3) in mmdet's normalised input space (std 58: a quarter of one grey
+#   level, as 1e-3 in [0, 1]);
+# * the head graphs, fed the SAME RoI features as PyTorch's heads, with n ~
+#   N(0, (4e-3 std(features))^2).  Even on identical inputs they differ:
+#   onnxruntime's QuantizeLinear computes x/s where torch's fake_quantize
+#   computes x*(1/s), and a conv output lying on a rounding tie (measured:
+#   0.2% of the first mask conv's calibrated uint8 outputs) flips by one
+#   code; four 3x3 convs + the deconv spread each flip (measured, int8 mask
+#   head: 28% of the logits differ, mean |error| 0.4% of mean |logit|,
+#   noise floor 3.5%);
+# * end to end (RPN proposals -> RoIAlign -> heads -> NMS -> masks): a
+#   flipped code can reorder near-equal scores, so ranks are not compared;
+#   each of PyTorch's top-10 detections per image must have an ORT
+#   detection of the same class with box IoU >= 0.9, |score diff| <= 0.02
+#   and mask IoU >= 0.8.
+# FP32 export (no rounding): 1e-3 (graph 1) / 1e-4 (heads) relative, IoU
+# >= 0.99, score 1e-3, mask IoU 0.95.
+# --------------------------------------------------------------------------
+MASK_RCNN = 'configs/zsq/mask-rcnn_r50_fpn_w8a8.py'
+TS_RES = 128
+
+
+def _tiny_mask_rcnn_cfg():
+    from mmengine.config import Config
+
+    from tests.zsq_utils import tiny_two_stage
+    cfg = Config.fromfile(MASK_RCNN)
+    cfg.model.init_checkpoint = None
+    cfg.model.teacher_checkpoint = None
+    tiny_two_stage(cfg.model.architecture)
+    return cfg
+
+
+def _mask_rcnn_images(n=2, seed=0):
+    g = torch.Generator().manual_seed(seed)
+    img = torch.rand(n, 3, TS_RES, TS_RES, generator=g) * 255
+    mean = torch.tensor([123.675, 116.28, 103.53]).reshape(1, 3, 1, 1)
+    std = torch.tensor([58.395, 57.12, 57.375]).reshape(1, 3, 1, 1)
+    return (img - mean) / std
+
+
+@pytest.fixture(scope='module')
+def mask_rcnn():
+    from mmengine.registry import MODELS, init_default_scope
+
+    from mmzsq.deployment.two_stage import forward_once
+    cfg = _tiny_mask_rcnn_cfg()
+    init_default_scope('mmdet')
+    torch.manual_seed(0)
+    alg = MODELS.build(cfg.model)
+    alg.init_weights()
+    alg.eval()
+    student = alg.architecture
+    with torch.no_grad():
+        for n, std in (('rpn_head.rpn_cls', 0.3),
+                       ('roi_head.bbox_head.fc_cls', 0.3),
+                       ('roi_head.bbox_head.fc_reg', 0.05)):
+            student.get_submodule(n).weight.normal_(0, std)
+        x = _mask_rcnn_images()
+        forward_once(student, x)  # LSQ step-size init (every RoI head too)
+    return cfg, alg, x
+
+
+def _float_detector(cfg):
+    from mmengine.registry import MODELS
+    return MODELS.build(cfg.model.architecture).eval()
+
+
+def _ts_flat(det, x):
+    from mmzsq.deployment.two_stage import FeaturesAndRPN
+    with torch.no_grad():
+        return list(FeaturesAndRPN(det)(x))
+
+
+def _ts_noise_floor(det, x):
+    g = torch.Generator().manual_seed(0)
+    a = _ts_flat(det, x)
+    b = _ts_flat(det, x + 4e-3 * torch.randn(x.shape, generator=g))
+    return [float((u - v).abs().mean()) for u, v in zip(a, b)]
+
+
+def _roi_feats(det, x):
+    """RoI features of ``det``'s own proposals: bbox (all), mask (100)."""
+    from mmdet.structures.bbox import bbox2roi
+
+    from mmzsq.deployment.two_stage import meta_samples
+    rh = det.roi_head
+    with torch.no_grad():
+        f = det.extract_feat(x)
+        props = det.rpn_head.predict(f, meta_samples(x), rescale=False)
+        rois = bbox2roi([p.bboxes for p in props])
+        ex_b, ex_m = rh.bbox_roi_extractor, rh.mask_roi_extractor
+        return (ex_b(f[:ex_b.num_inputs], rois),
+                ex_m(f[:ex_m.num_inputs], rois[:100]))
+
+
+def _runner_raw(runner, x):
+    feats, rpn = runner.raw(x)
+    return [t.numpy() for t in feats + [t for g in rpn for t in g]]
+
+
+def _outs(o):
+    return list(o) if isinstance(o, (list, tuple)) else [o]
+
+
+def _heads_close(det, runner, x, rel=None):
+    """ORT head graphs vs ``det``'s heads on the same RoI features: within
+    the noise floor (``rel=None``) or a relative tolerance."""
+    g = torch.Generator().manual_seed(0)
+    feats = _roi_feats(det, x)
+    assert len(feats[0]) > 100 and len(feats[1]) == 100
+    for role, f in zip(('bbox_head', 'mask_head'), feats):
+        head = getattr(det.roi_head, role)
+        n = 4e-3 * float(f.std()) * torch.randn(f.shape, generator=g)
+        with torch.no_grad():
+            ref, noisy = _outs(head(f)), _outs(head(f + n))
+        got = [t.numpy() for t in _outs(runner.heads[role](f))]
+        assert [tuple(r.shape) for r in ref] == [g.shape for g in got]
+        if rel is None:
+            _within_floor(ref, got, [float((u - v).abs().mean())
+                                     for u, v in zip(ref, noisy)])
+        else:
+            assert _rel_err(ref, got) < rel, role
+
+
+def _mask_iou(a, b):
+    return float((a & b).sum()) / max(float((a | b).sum()), 1.0)
+
+
+def _top_detections_match(ref, got, k=10, iou=0.9, score_tol=0.02,
+                          mask_iou=0.8):
+    from mmdet.structures.bbox import bbox_overlaps
+    for r, g in zip(ref, got):
+        r, g = r.pred_instances, g.pred_instances
+        assert len(r) >= k and len(g) >= k, (len(r), len(g))
+        ov = bbox_overlaps(r.bboxes[:k], g.bboxes)
+        ov = ov * (r.labels[:k, None] == g.labels[None]).float()
+        best, j = ov.max(1)
+        assert float(best.min()) >= iou, best
+        assert float((r.scores[:k] - g.scores[j]).abs().max()) <= score_tol
+        if 'masks' in r:
+            ious = [_mask_iou(r.masks[i], g.masks[j[i]]) for i in range(k)]
+            assert min(ious) >= mask_iou, ious
+
+
+def _ts_predict(det, x):
+    from mmzsq.deployment.two_stage import meta_samples
+    with torch.no_grad():
+        return det.predict(x, meta_samples(x))
+
+
+def test_mask_rcnn_qdq_export_and_onnxruntime(mask_rcnn, tmp_path):
+    import onnx
+
+    from mmzsq.deployment import fold_student
+    from mmzsq.deployment.calibrate import calibrate_outputs
+    from mmzsq.deployment.qdq_layers import _QDQMixin
+    from mmzsq.deployment.two_stage import (TwoStageRunner, export_two_stage,
+                                            forward_once, meta_samples,
+                                            two_stage_info)
+    cfg, alg, x = mask_rcnn
+    student = alg.architecture
+    deploy = fold_student(student, lambda m: forward_once(m, x[:1]))
+    qdq = {n: m for n, m in deploy.named_modules()
+           if isinstance(m, _QDQMixin)}
+    # 28 convs of backbone/neck/RPN, 2 shared FCs, 4 mask convs
+    assert len(qdq) == 34
+    assert sum('roi_head.bbox_head' in n for n in qdq) == 2
+    assert sum('roi_head.mask_head' in n for n in qdq) == 4
+    fdet = _float_detector(cfg)
+
+    # 1. exact student semantics (no output quant): ORT == fake-quant
+    paths = export_two_stage(deploy, str(tmp_path / 'exact.onnx'),
+                             (TS_RES, TS_RES))
+    assert sorted(paths) == ['bbox_head', 'features', 'mask_head']
+    for role, path in paths.items():
+        m = onnx.load(path)
+        onnx.checker.check_model(m, full_check=True)
+        assert m.graph.input[0].type.tensor_type.shape.dim[0].dim_param
+    info = two_stage_info(paths['features'])
+    assert info['groups'] == [5, 5, 5] and info['paths'] == paths
+    runner = TwoStageRunner(fdet, paths['features'], 1, str(tmp_path))
+    ref = _ts_flat(student, x)
+    _within_floor(ref, _runner_raw(runner, x), _ts_noise_floor(student, x))
+    _heads_close(student, runner, x)
+    _top_detections_match(_ts_predict(student, x),
+                          runner.predict(x, meta_samples(x)))
+    # N = 0 RoIs: shapes as PyTorch's, no session run
+    for role, shape in (('bbox_head', (0, 16, 7, 7)),
+                        ('mask_head', (0, 16, 14, 14))):
+        empty = torch.zeros(shape)
+        with torch.no_grad():
+            r = getattr(student.roi_head, role)(empty)
+        r = list(r) if isinstance(r, tuple) else [r]
+        g = runner.heads[role](empty)
+        g = list(g) if isinstance(g, tuple) else [g]
+        assert [t.shape for t in r] == [t.shape for t in g]
+
+    # 2. deploy export: output quant calibrated by a full predict, which
+    # reaches the RoI heads -> int8 kernels in all three graphs
+    n = calibrate_outputs(
+        deploy, lambda b: deploy.predict(b, meta_samples(b)), [x])
+    assert n == len(qdq)
+    assert all(m.out_scale is not None for m in qdq.values())
+    paths = export_two_stage(deploy, str(tmp_path / 'int8.onnx'),
+                             (TS_RES, TS_RES))
+    runner = TwoStageRunner(fdet, paths['features'], 1, str(tmp_path))
+    k = runner.kernels()
+    assert k['features']['QLinearConv'] >= 25, k
+    assert k['mask_head']['QLinearConv'] == 4, k
+    int8_fc = sum(k['bbox_head'][op] for op in (
+        'QGemm', 'QLinearMatMul', 'MatMulInteger', 'MatMulIntegerToFloat'))
+    assert int8_fc == 2, k
+    ref = _ts_flat(deploy, x)
+    _within_floor(ref, _runner_raw(runner, x), _ts_noise_floor(deploy, x))
+    _heads_close(deploy, runner, x)
+    _top_detections_match(_ts_predict(deploy, x),
+                          runner.predict(x, meta_samples(x)))
+
+
+def test_mask_rcnn_float_export_matches_pytorch(mask_rcnn, tmp_path):
+    from mmzsq.deployment import fold_student
+    from mmzsq.deployment import ort_runner as ortr
+    from mmzsq.deployment.two_stage import (TwoStageRunner, export_two_stage,
+                                            forward_once, meta_samples)
+    from mmzsq.models.fake_quants import LSQFakeQuantize
+    cfg, alg, x = mask_rcnn
+    student = alg.architecture
+    deploy = fold_student(student, lambda m: forward_once(m, x[:1]))
+    for q in deploy.modules():
+        if hasattr(q, 'quantize'):
+            q.quantize = False
+    paths = export_two_stage(deploy, str(tmp_path / 'fp32.onnx'),
+                             (TS_RES, TS_RES))
+    for path in paths.values():
+        assert ortr.count_ops(path).get('QuantizeLinear', 0) == 0
+    runner = TwoStageRunner(_float_detector(cfg), paths['features'], 1)
+    x2 = _mask_rcnn_images(seed=1)  # not the step-size init images
+    # reference: the student with weight codes, activations unquantized
+    fqs = [fq for n, fq in student.named_modules()
+           if isinstance(fq, LSQFakeQuantize)
+           and n.endswith('input_fake_quant')]
+    for fq in fqs:
+        fq.fake_quant_enabled.fill_(0)
+    try:
+        ref = _ts_flat(student, x2)
+        _heads_close(student, runner, x2, 1e-4)
+        ref_pred = _ts_predict(student, x2)
+    finally:
+        for fq in fqs:
+            fq.fake_quant_enabled.fill_(1)
+    assert _rel_err(ref, _runner_raw(runner, x2)) < 1e-3
+    # dynamic batch, H, W (not multiples of 32 either)
+    x3 = torch.randn(3, 3, 100, 164,
+                     generator=torch.Generator().manual_seed(3))
+    ref3 = _ts_flat(deploy, x3)
+    assert _rel_err(ref3, _runner_raw(runner, x3)) < 1e-3
+    _top_detections_match(ref_pred, runner.predict(x2, meta_samples(x2)),
+                          iou=0.99, score_tol=1e-3, mask_iou=0.95)
+
+
+def test_two_stage_bbox_only_and_unsupported(mask_rcnn, tmp_path):
+    import copy
+
+    from mmdet.models.roi_heads import StandardRoIHead
+
+    from mmzsq.deployment import fold_student
+    from mmzsq.deployment.export import RawHeadOutputs
+    from mmzsq.deployment.two_stage import (TwoStageRunner, export_two_stage,
+                                            forward_once, meta_samples)
+    from mmzsq.utils.cli import UserError
+    cfg, alg, x = mask_rcnn
+    deploy = fold_student(alg.architecture,
+                          lambda m: forward_once(m, x[:1]))
+    with pytest.raises(UserError, match='export_two_stage'):
+        RawHeadOutputs(deploy)
+    # a Faster R-CNN (no mask head): two graphs, boxes only
+    faster = copy.deepcopy(deploy)
+    faster.roi_head.mask_head = None
+    paths = export_two_stage(faster, str(tmp_path / 'faster.onnx'),
+                             (TS_RES, TS_RES))
+    assert sorted(paths) == ['bbox_head', 'features']
+    fdet = _float_detector(cfg)
+    with pytest.raises(UserError, match='without a mask head'):
+        TwoStageRunner(fdet, paths['features'])
+    fdet.roi_head.mask_head = None
+    got = TwoStageRunner(fdet, paths['features']).predict(
+        x, meta_samples(x))
+    assert 'masks' not in got[0].pred_instances
+    _top_detections_match(_ts_predict(faster, x), got)
+    # RoI heads the three graphs cannot express
+    other = copy.deepcopy(faster)
+    other.roi_head.__class__ = type('CascadeRoIHead', (StandardRoIHead, ),
+                                    {})
+    with pytest.raises(UserError, match='CascadeRoIHead: only '
+                       'StandardRoIHead'):
+        export_two_stage(other, str(tmp_path / 'x.onnx'), (TS_RES, TS_RES))
+    # Swin: the legacy exporter bakes batch and H, W into its reshapes
+    from mmengine.registry import MODELS
+    swin = copy.deepcopy(faster)
+    swin.backbone = MODELS.build(dict(
+        type='SwinTransformer', embed_dims=16, depths=[1, 1, 1, 1],
+        num_heads=[1, 1, 1, 1], window_size=4))
+    with pytest.raises(UserError, match='SwinTransformer backbone: .* '
+                       'CNN-backbone student'):
+        export_two_stage(swin, str(tmp_path / 'x.onnx'), (TS_RES, TS_RES))
+
+
+def _fake_coco(root, student, n=2):
+    """``n`` random 128 px images; their annotations = the top-5 detections
+    of the PyTorch ``student`` (rectangle masks), so mAP is not ~0."""
+    import json
+    import os
+
+    import mmcv
+
+    from mmzsq.deployment.two_stage import meta_samples
+    os.makedirs(osp.join(root, 'val2017'))
+    os.makedirs(osp.join(root, 'annotations'))
+    g = torch.Generator().manual_seed(2)
+    imgs = (torch.rand(n, TS_RES, TS_RES, 3, generator=g) * 255).byte()
+    images, anns = [], []
+    for i, img in enumerate(imgs):
+        name = f'{i:012d}.png'
+        mmcv.imwrite(img.numpy()[..., ::-1], osp.join(root, 'val2017', name))
+        images.append(dict(id=i + 1, file_name=name, height=TS_RES,
+                           width=TS_RES))
+        x = (img.permute(2, 0, 1)[None].float() - torch.tensor(
+            [123.675, 116.28, 103.53]).reshape(1, 3, 1, 1)) / torch.tensor(
+                [58.395, 57.12, 57.375]).reshape(1, 3, 1, 1)
+        with torch.no_grad():
+            det = student.predict(x, meta_samples(x))[0].pred_instances
+        for (x1, y1, x2, y2), label in zip(det.bboxes[:5].tolist(),
+                                           det.labels[:5].tolist()):
+            anns.append(dict(
+                id=len(anns) + 1, image_id=i + 1, category_id=label + 1,
+                bbox=[x1, y1, x2 - x1, y2 - y1], iscrowd=0,
+                area=(x2 - x1) * (y2 - y1),
+                segmentation=[[x1, y1, x2, y1, x2, y2, x1, y2]]))
+    cats = [dict(id=i + 1, name=c) for i, c in enumerate('abc')]
+    ann_file = osp.join(root, 'annotations', 'instances_val2017.json')
+    with open(ann_file, 'w') as f:
+        json.dump(dict(images=images, annotations=anns, categories=cats), f)
+    return ann_file
+
+
+def _run_tool(name, args, capsys):
+    import importlib.util
+    spec = importlib.util.spec_from_file_location(
+        name, f'tools/deployment/{name}.py')
+    mod = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(mod)
+    capsys.readouterr()
+    mod.main(args)
+    return capsys.readouterr().out
+
+
+def test_mask_rcnn_export_and_ort_eval_tools(mask_rcnn, tmp_path, capsys):
+    """export_onnx.py (int8 calibrated on the test split, --float) and
+    ort_eval.py (bbox + segm mAP, kernels per graph, latency) on a two-stage
+    config."""
+    import copy
+    import json
+    cfg, alg, _ = mask_rcnn
+    cfg = copy.deepcopy(cfg)
+    root = str(tmp_path / 'coco')
+    ann_file = _fake_coco(root, alg.architecture)
+    ds = cfg.test_dataloader.dataset
+    ds.update(data_root=root + '/', metainfo=dict(classes=('a', 'b', 'c')))
+    ds.pipeline[1].scale = (TS_RES, TS_RES)  # Resize
+    cfg.test_dataloader.update(batch_size=2, num_workers=0,
+                               persistent_workers=False)
+    cfg.test_evaluator.ann_file = ann_file
+    config = str(tmp_path / 'tiny_mask_rcnn.py')
+    cfg.dump(config)
+    ckpt = str(tmp_path / 'student.pth')
+    torch.save({'state_dict': alg.state_dict()}, ckpt)
+    size = ['--input-size', str(TS_RES), str(TS_RES)]
+    int8, fp32, exact = (str(tmp_path / f'{k}.onnx')
+                         for k in ('int8', 'fp32', 'exact'))
+    out = _run_tool('export_onnx', [config, ckpt, '--out', int8, *size,
+                                    '--calib-split', 'test',
+                                    '--calib-batches', '1'], capsys)
+    assert 'QDQ int8 ONNX, 3 graphs (34 quantized layers' in out
+    for f in ('int8.onnx', 'int8.bbox_head.onnx', 'int8.mask_head.onnx'):
+        assert str(tmp_path / f) in out and osp.isfile(tmp_path / f)
+    out = _run_tool('export_onnx', [config, ckpt, '--out', fp32, *size,
+                                    '--float'], capsys)
+    assert 'FP32 ONNX, 3 graphs' in out
+    _run_tool('export_onnx', [config, ckpt, '--out', exact, *size,
+                              '--no-output-quant'], capsys)
+    # mAP: the exact export (the student's quantizers only) scores as the
+    # PyTorch student; the output-quantized one reorders near-tied scores
+    # of this random model (the annotations are PyTorch's top-5), so only
+    # its kernels and latency are checked
+    out = str(tmp_path / 'res.json')
+    _run_tool('ort_eval', [config, exact, '--checkpoint', ckpt, '--runs',
+                           '1', '--rounds', '1', '--latency-size',
+                           str(TS_RES), '--work-dir', str(tmp_path / 'ort'),
+                           '--out', out], capsys)
+    with open(out) as f:
+        res = json.load(f)
+    ref, got = res['pytorch_fake_quant'], res['int8_onnxruntime']
+    assert ref['bbox_mAP'] > 0.9 and ref['segm_mAP'] > 0.5, ref
+    assert sorted(got) == ['bbox_mAP', 'bbox_mAP_50', 'segm_mAP',
+                           'segm_mAP_50']
+    for k in got:
+        assert abs(got[k] - ref[k]) <= 0.02, (k, got, ref)
+    _run_tool('ort_eval', [config, int8, '--fp32', fp32, '--no-map',
+                           '--runs', '2', '--rounds', '1', '--latency-size',
+                           str(TS_RES), '--work-dir', str(tmp_path / 'ort'),
+                           '--out', out], capsys)
+    with open(out) as f:
+        res = json.load(f)
+    assert res['int8_kernels']['mask_head']['QLinearConv'] == 4
+    assert res['fp32_kernels']['features']['QLinearConv'] == 0
+    assert set(res['latency_ms_rounds'][0]) == {'int8', 'fp32'}
+    assert set(res['end_to_end_ms_rounds'][0]) == {'int8', 'fp32'}

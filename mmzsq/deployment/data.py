@@ -27,12 +27,20 @@ def build_loader(cfg, split: str = 'test'):
                         '$MMZSQ_COCO_ROOT for val/test)') from None
 
 
-def preprocessed(detector, loader, n_batches: int) -> Iterator[torch.Tensor]:
-    """The first ``n_batches`` input tensors after the detector's
-    ``data_preprocessor`` (eval mode)."""
+def preprocessed_batches(detector, loader, n_batches: int) -> Iterator[dict]:
+    """The first ``n_batches`` batches after the detector's
+    ``data_preprocessor`` (eval mode): ``dict(inputs, data_samples)``."""
     for batch in itertools.islice(loader, n_batches):
         # yolov5_collate (mmyolo train loaders) packs the samples as a dict,
         # which only the preprocessor's training branch reads
         train_fmt = isinstance(batch.get('data_samples'), dict)
         with torch.no_grad():
-            yield detector.data_preprocessor(batch, train_fmt)['inputs']
+            data = detector.data_preprocessor(batch, train_fmt)
+        yield data
+
+
+def preprocessed(detector, loader, n_batches: int) -> Iterator[torch.Tensor]:
+    """The first ``n_batches`` input tensors after the detector's
+    ``data_preprocessor`` (eval mode)."""
+    for data in preprocessed_batches(detector, loader, n_batches):
+        yield data['inputs']

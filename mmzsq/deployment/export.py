@@ -1,10 +1,12 @@
 """Export the quantized student of an mmzsq checkpoint to ONNX (QDQ).
 
-Graph = backbone + neck + the head's raw outputs (``bbox_head.forward``);
-NMS and box decoding stay out and are done in Python by the head's own
-``predict_by_feat`` (:mod:`mmzsq.deployment.ort_runner`).  The output
-nesting (e.g. YOLOv5: 3 groups x 3 levels) is stored in the model's
-``metadata_props`` as ``mmzsq_output_groups``.
+Single-stage detectors: one graph = backbone + neck + the head's raw
+outputs (``bbox_head.forward``); NMS and box decoding stay out and are done
+in Python by the head's own ``predict_by_feat``
+(:mod:`mmzsq.deployment.ort_runner`).  The output nesting (e.g. YOLOv5: 3
+groups x 3 levels) is stored in the model's ``metadata_props`` as
+``mmzsq_output_groups``.  Two-stage detectors (RoI heads) are exported as
+three graphs by :mod:`mmzsq.deployment.two_stage`, with :func:`export_graph`.
 """
 import json
 import os.path as osp
@@ -61,15 +63,38 @@ def load_quantized_algorithm(config: str, checkpoint: str,
     return cfg, model.eval()
 
 
+# backbones whose legacy-exporter trace is only valid for the example's
+# batch size and H, W: mmdet's Swin reads ``B, L, C = x.shape`` as Python
+# ints in the window partition / attention reshapes, so they become
+# constants (measured: batch 2 through a batch-1 export gives wrong
+# outputs silently, another H, W fails in a Reshape)
+FIXED_SHAPE_BACKBONES = ('SwinTransformer', )
+
+
+def check_traceable(detector: nn.Module):
+    """:class:`UserError` for a detector whose ONNX trace would bake in the
+    example's shapes (see ``FIXED_SHAPE_BACKBONES``)."""
+    name = type(getattr(detector, 'backbone', None)).__name__
+    if name in FIXED_SHAPE_BACKBONES:
+        raise UserError(
+            f'{name} backbone: torch\'s ONNX exporter (legacy, dynamo=False)'
+            ' turns its window-attention reshapes into constants for the '
+            'example batch and image size, so the graph is wrong for any '
+            'other batch / size; export a CNN-backbone student (e.g. '
+            'configs/zsq/mask-rcnn_r50_fpn_*.py) instead')
+
+
 class RawHeadOutputs(nn.Module):
     """``x -> flat tuple of bbox_head.forward(extract_feat(x))`` tensors."""
 
     def __init__(self, detector: nn.Module):
         super().__init__()
         if hasattr(detector, 'roi_head'):
-            raise UserError('two-stage detectors (RoI heads) are not '
-                            'exportable yet; export a single-stage '
-                            '(YOLO / dense-head) model')
+            raise UserError('a two-stage detector (RoI heads) has no single '
+                            'raw-output graph; export it with '
+                            'mmzsq.deployment.two_stage.export_two_stage '
+                            '(tools/deployment/export_onnx.py does)')
+        check_traceable(detector)
         self.detector = detector
         self.groups: List[int] = []
 
@@ -92,33 +117,32 @@ def unflatten(outputs: Sequence, groups: Sequence[int]) -> List[List]:
     return res
 
 
-def export_onnx(detector: nn.Module, out: str, input_size=(640, 640),
-                opset: int = OPSET, dynamic_hw: bool = True,
-                int8_activations: Optional[Iterable] = None) -> List[int]:
-    """Export ``detector`` (folded, QDQ layers) to ``out``; returns the
-    output groups.  Batch (and H, W unless ``dynamic_hw=False``) dynamic.
+def export_graph(module: nn.Module, example: torch.Tensor, out: str,
+                 input_name: str, output_names: Sequence[str],
+                 dynamic_axes: Dict, opset: int = OPSET,
+                 metadata: Optional[Dict[str, str]] = None,
+                 int8_activations: Optional[Iterable] = None):
+    """``torch.onnx`` (legacy exporter) + :func:`finalize_qdq` +
+    ``metadata_props`` + ``onnx.checker``: one graph of ``module`` at
+    ``out``.
 
-    ``int8_activations``: calibration batches (preprocessed inputs); when
+    ``int8_activations``: calibration inputs (preprocessed batches); when
     given, the activations between quantized convs are quantized too
     (:mod:`mmzsq.deployment.int8_activations`)."""
     import onnx
     if opset < 13:
         raise UserError(f'opset {opset}: QDQ per-channel needs opset >= 13')
-    wrapper = RawHeadOutputs(detector).eval()
-    x = torch.zeros(1, 3, *input_size)
-    with torch.no_grad():
-        n_out = len(wrapper(x))
-    names = [f'out{i}' for i in range(n_out)]
-    axes = {0: 'batch', 2: 'height', 3: 'width'} if dynamic_hw \
-        else {0: 'batch'}
-    dyn = {'input': axes}
-    dyn.update({n: {0: 'batch'} for n in names})
-    torch.onnx.export(wrapper, (x, ), out, input_names=['input'],
-                      output_names=names, dynamic_axes=dyn,
-                      opset_version=opset, dynamo=False,
-                      do_constant_folding=True)
+    torch.onnx.export(module, (example, ), out, input_names=[input_name],
+                      output_names=list(output_names),
+                      dynamic_axes=dynamic_axes, opset_version=opset,
+                      dynamo=False, do_constant_folding=True)
     from .onnx_qdq import finalize_qdq
     m = onnx.load(out)
+    # the tracer's intermediate shapes can name one symbolic size for
+    # tensors of different sizes when a module runs on several levels (a
+    # shared RPN head), which onnxruntime's buffer reuse trusts; it infers
+    # them itself anyway
+    del m.graph.value_info[:]
     finalize_qdq(m)
     if int8_activations is not None:
         from .int8_activations import ort_min_max, quantize_activations
@@ -127,18 +151,48 @@ def export_onnx(detector: nn.Module, out: str, input_size=(640, 640),
         stats = quantize_activations(m, ort_min_max(m, batches))
         MMLogger.get_current_instance().info(
             f'int8 activations: {stats}')
-    meta = m.metadata_props.add()
-    meta.key, meta.value = 'mmzsq_output_groups', json.dumps(wrapper.groups)
+    for key, value in (metadata or {}).items():
+        meta = m.metadata_props.add()
+        meta.key, meta.value = key, value
     onnx.checker.check_model(m)
     onnx.save(m, out)
+
+
+def export_onnx(detector: nn.Module, out: str, input_size=(640, 640),
+                opset: int = OPSET, dynamic_hw: bool = True,
+                int8_activations: Optional[Iterable] = None) -> List[int]:
+    """Export single-stage ``detector`` (folded, QDQ layers) to ``out``;
+    returns the output groups.  Batch (and H, W unless ``dynamic_hw=False``)
+    dynamic.  ``int8_activations``: see :func:`export_graph`."""
+    if opset < 13:
+        raise UserError(f'opset {opset}: QDQ per-channel needs opset >= 13')
+    wrapper = RawHeadOutputs(detector).eval()
+    x = torch.zeros(1, 3, *input_size)
+    with torch.no_grad():
+        outs = wrapper(x)
+    names = [f'out{i}' for i in range(len(outs))]
+    axes = {0: 'batch', 2: 'height', 3: 'width'} if dynamic_hw \
+        else {0: 'batch'}
+    dyn = {'input': axes}
+    dyn.update({n: {0: 'batch', 2: f'{n}_h', 3: f'{n}_w'}
+                if dynamic_hw and o.dim() == 4 else {0: 'batch'}
+                for n, o in zip(names, outs)})
+    export_graph(wrapper, x, out, 'input', names, dyn, opset,
+                 {'mmzsq_output_groups': json.dumps(wrapper.groups)},
+                 int8_activations)
     return wrapper.groups
 
 
-def output_groups(onnx_path: str) -> List[int]:
+def read_metadata(onnx_path: str) -> Dict[str, str]:
+    """The ``metadata_props`` of an ONNX file, as a dict."""
     import onnx
     m = onnx.load(onnx_path, load_external_data=False)
-    for p in m.metadata_props:
-        if p.key == 'mmzsq_output_groups':
-            return json.loads(p.value)
+    return {p.key: p.value for p in m.metadata_props}
+
+
+def output_groups(onnx_path: str) -> List[int]:
+    meta = read_metadata(onnx_path)
+    if 'mmzsq_output_groups' in meta:
+        return json.loads(meta['mmzsq_output_groups'])
     raise UserError(f'{osp.basename(onnx_path)} has no mmzsq output groups; '
                     'export it with tools/deployment/export_onnx.py')

@@ -1,7 +1,8 @@
 """Run an exported detector with onnxruntime (CPU EP).
 
 Post-processing is the head's own ``predict_by_feat`` on the ONNX raw
-outputs, so decoding and NMS are exactly mmyolo's / mmdet's.
+outputs, so decoding and NMS are exactly mmyolo's / mmdet's.  Two-stage
+exports (three graphs, RoI stage in Python): :mod:`.two_stage`.
 """
 import collections
 import statistics
@@ -38,9 +39,10 @@ def count_ops(onnx_path: str) -> Dict[str, int]:
 
 def int8_kernels(onnx_path: str) -> Dict[str, int]:
     ops = count_ops(onnx_path)
-    return {k: ops.get(k, 0) for k in INT8_OPS + ('Conv', 'FusedConv',
-                                                   'QuantizeLinear',
-                                                   'DequantizeLinear')}
+    keys = INT8_OPS + ('QLinearSigmoid', 'QLinearMul', 'QLinearAdd',
+                       'QLinearConcat', 'Conv', 'FusedConv', 'QuantizeLinear',
+                       'DequantizeLinear')
+    return {k: ops.get(k, 0) for k in keys}
 
 
 def run(session, x) -> List[np.ndarray]:
@@ -49,17 +51,22 @@ def run(session, x) -> List[np.ndarray]:
                               np.ascontiguousarray(x, dtype=np.float32)})
 
 
-def latency_ms(session, x, runs: int = 20, warmup: int = 3) -> Dict:
-    """Median (and min/max) wall time of ``runs`` single runs, in ms."""
+def timed_ms(fn, runs: int = 20, warmup: int = 3) -> Dict:
+    """Median (and min/max) wall time of ``runs`` calls of ``fn()``, ms."""
     for _ in range(warmup):
-        run(session, x)
+        fn()
     times = []
     for _ in range(runs):
         t = time.perf_counter()
-        run(session, x)
+        fn()
         times.append((time.perf_counter() - t) * 1e3)
     return dict(median=statistics.median(times), min=min(times),
                 max=max(times), runs=runs)
+
+
+def latency_ms(session, x, runs: int = 20, warmup: int = 3) -> Dict:
+    """Median (and min/max) wall time of ``runs`` single runs, in ms."""
+    return timed_ms(lambda: run(session, x), runs, warmup)
 
 
 def predict(session, groups: List[int], bbox_head, inputs, data_samples,

@@ -25,6 +25,14 @@ What the graph contains:
   them float;
 * ``--float``: the same folded network without any QDQ (FP32 baseline);
 * raw head outputs only (no decoding / NMS); opset 17; dynamic batch, H, W.
+
+Two-stage detectors (Faster / Mask R-CNN) give three files from ``--out
+model.onnx``: ``model.onnx`` (image -> neck features + RPN raw outputs),
+``model.bbox_head.onnx`` and ``model.mask_head.onnx`` (RoI features -> raw
+head outputs); proposals, RoIAlign, NMS and mask pasting stay in Python
+(mmdet's own code, see mmzsq/deployment/two_stage.py).  The output-quant
+calibration runs the folded detector's full ``predict`` (RoI heads on the
+proposals / detections they see at test time).
 """
 import argparse
 import os.path as osp
@@ -74,38 +82,72 @@ def parse_args(argv=None):
 
 def main(argv=None):
     args = parse_args(argv)
-    from mmzsq.deployment import fold_student
-    from mmzsq.deployment.calibrate import calibrate_outputs
-    from mmzsq.deployment.data import build_loader, preprocessed
-    from mmzsq.deployment.export import export_onnx, load_quantized_algorithm
-    from mmzsq.deployment.qdq_layers import _QDQMixin
     from mmengine.runner import set_random_seed
+
+    from mmzsq.deployment import fold_student
+    from mmzsq.deployment import two_stage as ts
+    from mmzsq.deployment.calibrate import calibrate_outputs
+    from mmzsq.deployment.data import build_loader, preprocessed_batches
+    from mmzsq.deployment.export import (check_traceable, export_onnx,
+                                         load_quantized_algorithm)
+    from mmzsq.deployment.qdq_layers import _QDQMixin
     logger = MMLogger.get_instance('mmzsq')
     with exit_on_user_error():
         cfg, alg = load_quantized_algorithm(args.config, args.checkpoint,
                                             args.cfg_options)
         student = alg.architecture
+        check_traceable(student)  # before folding / calibrating
+        two_stage = ts.is_two_stage(student)
+        if two_stage:
+            ts.check_two_stage(student)
         x = torch.zeros(1, 3, *args.input_size)
-        deploy = fold_student(student, lambda m: m._forward(x))
-        qdq = [m for m in deploy.modules() if isinstance(m, _QDQMixin)]
+        deploy = fold_student(student, lambda m: ts.forward_once(m, x))
+        qdq = [(n, m) for n, m in deploy.named_modules()
+               if isinstance(m, _QDQMixin)]
         if args.float:
-            for m in qdq:
+            for _, m in qdq:
                 m.quantize = False
         calib = None
         if not args.float and not args.no_output_quant:
             set_random_seed(args.seed)
             loader = build_loader(cfg, args.calib_split)
-            calib = list(preprocessed(student, loader, args.calib_batches))
-            n = calibrate_outputs(deploy, lambda b: deploy._forward(b), calib)
+            batches = list(preprocessed_batches(student, loader,
+                                                args.calib_batches))
+            if two_stage:  # full predict: RoI heads on test-time RoIs
+
+                def forward(b):
+                    return deploy.predict(b['inputs'], b['data_samples'])
+            else:
+
+                def forward(b):
+                    return deploy._forward(b['inputs'])
+            n = calibrate_outputs(deploy, forward, batches)
             logger.info(f'output quantization of {n} layers calibrated on '
-                        f'{len(calib)} {args.calib_split} batches')
-            if args.no_int8_activations:
-                calib = None
-        groups = export_onnx(deploy, args.out, tuple(args.input_size),
-                             args.opset, int8_activations=calib)
+                        f'{len(batches)} {args.calib_split} batches')
+            missed = [name for name, m in qdq if m.out_scale is None]
+            if missed:
+                logger.warning(
+                    f'{len(missed)} quantized layers saw no calibration data '
+                    f'(e.g. {missed[0]}: no detections?); their outputs stay '
+                    'float (no QLinearConv there)')
+            if not args.no_int8_activations:
+                calib = [b['inputs'] for b in batches]
+        if two_stage:
+            paths = ts.export_two_stage(deploy, args.out,
+                                        tuple(args.input_size), args.opset,
+                                        int8_activations=calib)
+        else:
+            groups = export_onnx(deploy, args.out, tuple(args.input_size),
+                                 args.opset, int8_activations=calib)
     kind = 'FP32' if args.float else 'QDQ int8'
-    print(f'{kind} ONNX saved to {args.out} ({len(qdq)} quantized layers, '
-          f'outputs {groups}, opset {args.opset})')
+    if not two_stage:
+        print(f'{kind} ONNX saved to {args.out} ({len(qdq)} quantized '
+              f'layers, outputs {groups}, opset {args.opset})')
+        return
+    print(f'{kind} ONNX, {len(paths)} graphs ({len(qdq)} quantized layers, '
+          f'opset {args.opset}):')
+    for role, path in paths.items():
+        print(f'  {role}: {path}')
 
 
 if __name__ == '__main__':

@@ -13,6 +13,17 @@
 * int8 kernels: the onnxruntime-optimised graph is saved
   (``SessionOptions.optimized_model_filepath``) and its QLinearConv /
   ConvInteger / MatMulInteger... nodes are counted.
+
+Two-stage exports (pass the first graph, ``model.onnx``; its
+``model.bbox_head.onnx`` / ``model.mask_head.onnx`` are found beside it):
+mmdet's ``rpn_head.predict_by_feat`` + ``roi_head.predict`` run in Python
+with the head forwards in onnxruntime (mmzsq/deployment/two_stage.py);
+mAP is bbox and, when the config's metric has it, segm; kernels are
+counted per graph; ``latency_ms_rounds`` is graph 1 alone (backbone + neck
++ RPN head, the fixed-cost part) and ``end_to_end_ms_rounds`` the whole
+predict (RPN proposals, RoIAlign, both heads, NMS, mask pasting) on the
+same random image, whose RoI count the config's test_cfg sets (RPN
+``max_per_img``) and whose detection count depends on the model.
 """
 import argparse
 import json
@@ -76,7 +87,8 @@ def evaluate(cfg, predict_fn, max_images=None):
         evaluator.process(samples, batch)
     m = evaluator.evaluate(min(n * loader.batch_size, len(loader.dataset)))
     return {k.split('/')[-1]: v for k, v in m.items()
-            if k.endswith(('bbox_mAP', 'bbox_mAP_50'))}
+            if k.endswith(('bbox_mAP', 'bbox_mAP_50', 'segm_mAP',
+                           'segm_mAP_50'))}
 
 
 def main(argv=None):
@@ -84,6 +96,7 @@ def main(argv=None):
     from mmengine.registry import MODELS, init_default_scope
 
     from mmzsq.deployment import ort_runner as ortr
+    from mmzsq.deployment import two_stage as ts
     from mmzsq.deployment.export import output_groups
     with exit_on_user_error():
         for p in (args.onnx, args.fp32):
@@ -102,20 +115,35 @@ def main(argv=None):
         if args.fp32:
             models['fp32'] = args.fp32
         res = dict(threads=args.threads, latency_size=args.latency_size)
-        sessions = {}
+        sessions, runners, preds = {}, {}, {}
         for k, path in models.items():
-            opt = osp.join(args.work_dir,
-                           osp.basename(path).replace('.onnx', '_ort_opt.onnx'))
+            if ts.two_stage_info(path) is not None:
+                r = runners[k] = ts.TwoStageRunner(detector, path,
+                                                   args.threads,
+                                                   args.work_dir)
+                sessions[k] = r.sessions['features']
+                res[f'{k}_kernels'] = r.kernels()
+                preds[k] = r.predict
+                continue
+            if ts.is_two_stage(detector):
+                raise UserError(f'{path} is a single-stage export but the '
+                                'config builds a two-stage detector; pass '
+                                'the config the model was exported from')
+            opt = osp.join(args.work_dir, osp.basename(path).replace(
+                '.onnx', '_ort_opt.onnx'))
             sessions[k] = ortr.make_session(path, args.threads, opt)
             res[f'{k}_kernels'] = ortr.int8_kernels(opt)
-        if not args.no_map:
-            for k, path in models.items():
-                groups = output_groups(path)
 
-                def pred(batch, s=sessions[k], g=groups):
+            def single(inputs, samples, s=sessions[k], g=output_groups(path)):
+                return ortr.predict(s, g, detector.bbox_head, inputs,
+                                    samples)
+            preds[k] = single
+        if not args.no_map:
+            for k in models:
+
+                def pred(batch, p=preds[k]):
                     d = detector.data_preprocessor(batch, False)
-                    return ortr.predict(s, g, detector.bbox_head,
-                                        d['inputs'], d['data_samples'])
+                    return p(d['inputs'], d['data_samples'])
                 res[f'{k}_onnxruntime'] = evaluate(cfg, pred, args.max_images)
             if args.checkpoint:
                 from mmzsq.deployment.export import load_quantized_algorithm
@@ -128,11 +156,17 @@ def main(argv=None):
         g = torch.Generator().manual_seed(0)
         x = torch.rand(1, 3, args.latency_size, args.latency_size,
                        generator=g)
-        rounds = []
+        rounds, e2e = [], []
         for _ in range(args.rounds):
             rounds.append({k: ortr.latency_ms(s, x, args.runs)['median']
                            for k, s in sessions.items()})
+            if runners:
+                e2e.append({k: ortr.timed_ms(
+                    lambda r=r: r.predict(x, ts.meta_samples(x)),
+                    args.runs)['median'] for k, r in runners.items()})
         res['latency_ms_rounds'] = rounds
+        if runners:
+            res['end_to_end_ms_rounds'] = e2e
         if 'fp32' in sessions and rounds:
             ratios = [r['int8'] / r['fp32'] for r in rounds]
             res['int8_over_fp32'] = dict(
