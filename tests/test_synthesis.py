@@ -9,6 +9,7 @@ import torch
 
 from tests.conftest import ROOT, needs_yolov5n
 
+
 # ---------------------------------------------------------------- helpers
 def _yolov5n_cfg():
     from mmengine.config import Config
@@ -167,8 +168,8 @@ def test_bn_loss_matches_definition_and_hooks_removed():
     first = (mu - 1).norm() + (var - 2).norm()
     with torch.no_grad():
         y = (x - 1) / (2 + bn.eps)**0.5 * bn.weight[None, :, None, None]
-    second = y.mean((0, 2, 3)).norm() + (y.var((0, 2, 3), unbiased=False) -
-                                          1).norm()
+    second = y.mean((0, 2, 3)).norm() + (
+        y.var((0, 2, 3), unbiased=False) - 1).norm()
     assert torch.allclose(value, 3 * first + second, atol=1e-4)
     loss.remove()
     net(x)
@@ -191,32 +192,32 @@ def test_adaptive_label_update_rules():
     boxes, labels = T([[0.1, 0.1, 0.5, 0.5]]), T([3])
     # 1) confident, non-overlapping, right size -> added with its class
     pb = T([[0.6, 0.6, 0.9, 0.9], [0.12, 0.1, 0.5, 0.52]])
-    b, l = upd(boxes, labels, pb, T([0.9, 0.8]), T([5, 3]))
-    assert len(b) == 2 and l.tolist() == [3, 5]
+    b, lab = upd(boxes, labels, pb, T([0.9, 0.8]), T([5, 3]))
+    assert len(b) == 2 and lab.tolist() == [3, 5]
     # 2) below conf -> ignored; the lone label stays although unsupported
-    b, l = upd(boxes, labels, pb[:1], T([0.1]), T([5]))
-    assert l.tolist() == [3]
+    b, lab = upd(boxes, labels, pb[:1], T([0.1]), T([5]))
+    assert lab.tolist() == [3]
     # 3) area outside [0.01, 0.85] -> not added (tiny and huge)
     tiny, huge = T([[0.6, 0.6, 0.65, 0.65]]), T([[0., 0., 0.99, 0.95]])
-    b, l = upd(boxes, labels, torch.cat([tiny, huge]), T([0.9, 0.9]),
-               T([1, 2]))
-    assert l.tolist() == [3]
+    b, lab = upd(boxes, labels, torch.cat([tiny, huge]), T([0.9, 0.9]),
+                 T([1, 2]))
+    assert lab.tolist() == [3]
     # 4) two labels, only one supported by a kept prediction -> other goes
     boxes2, labels2 = T([[0.1, 0.1, 0.5, 0.5], [0.6, 0.6, 0.9, 0.9]]), \
         T([3, 4])
-    b, l = upd(boxes2, labels2, T([[0.11, 0.1, 0.5, 0.5]]), T([0.5]), T([3]))
-    assert l.tolist() == [3]
+    b, lab = upd(boxes2, labels2, T([[0.11, 0.1, 0.5, 0.5]]), T([0.5]), T([3]))
+    assert lab.tolist() == [3]
     # 5) several labels, no support at all -> exactly one stays
-    b, l = upd(boxes2, labels2, T([[0.0, 0.0, 0.05, 0.05]]), T([0.1]),
-               T([1]))
-    assert len(l) == 1
+    b, lab = upd(boxes2, labels2, T([[0.0, 0.0, 0.05, 0.05]]), T([0.1]),
+                 T([1]))
+    assert len(lab) == 1
     # 6) IoU just at the threshold blocks adding
-    b, l = upd(boxes, labels, T([[0.1, 0.1, 0.5, 0.5]]), T([0.99]), T([9]))
-    assert l.tolist() == [3]
+    b, lab = upd(boxes, labels, T([[0.1, 0.1, 0.5, 0.5]]), T([0.99]), T([9]))
+    assert lab.tolist() == [3]
     # 7) class-balance veto
-    b, l = upd(boxes, labels, pb[:1], T([0.9]), T([5]),
-               allow_add=lambda c: False)
-    assert l.tolist() == [3]
+    b, lab = upd(boxes, labels, pb[:1], T([0.9]), T([5]),
+                 allow_add=lambda c: False)
+    assert lab.tolist() == [3]
 
 
 def test_als_hook_schedule():
@@ -520,7 +521,8 @@ def test_analysis_tools(tmp_path, capsys):
               'boxes_per_image.png'):
         assert osp.getsize(osp.join(set_dir, f)) > 1000
     import numpy as np
-    assert label_distribution.kl_divergence(np.array([1., 1.]), np.array([1., 1.])) < 1e-9
+    assert label_distribution.kl_divergence(np.array([1., 1.]),
+                                            np.array([1., 1.])) < 1e-9
     with pytest.raises(SystemExit, match='tools/synthesize.py'):
         browse_synthetic.main([str(tmp_path / 'nope')])
 

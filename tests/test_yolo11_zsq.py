@@ -33,7 +33,8 @@ def test_the_yolo11_configs_and_paper_values():
                                            tau=4.0)
         assert m.feat_layers == ['backbone', 'neck']
         assert cfg.optim_wrapper.optimizer.lr == 1e-5
-        assert m.init_checkpoint == f'work_dirs/weights/yolo11{size}_mmyolo.pth'
+        assert m.init_checkpoint == \
+            f'work_dirs/weights/yolo11{size}_mmyolo.pth'
         ds = cfg.train_dataloader.dataset
         assert ds.type == 'mmzsq.SyntheticDetDataset'
         assert ds.data_root == f'work_dirs/zsq_sets/yolo11_{size}/'

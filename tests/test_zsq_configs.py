@@ -54,7 +54,7 @@ def test_config_builds(path):
     if '-real_' in name:
         assert lw.kd == lw.feat == 0
         assert cfg.train_dataloader.dataset.type in ('YOLOv5CocoDataset',
-                                                    'CocoDataset')
+                                                     'CocoDataset')
     else:
         assert cfg.train_dataloader.dataset.type == 'mmzsq.SyntheticDetDataset'
         assert lw.kd > 0 and lw.feat > 0

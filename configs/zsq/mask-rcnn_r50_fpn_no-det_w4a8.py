@@ -1,3 +1,4 @@
-# Ablation "w/o L_detect" (KD + feature distillation only), mask-rcnn_r50_fpn W4A8.
+# Ablation "w/o L_detect" (KD + feature distillation only),
+# mask-rcnn_r50_fpn W4A8.
 _base_ = './mask-rcnn_r50_fpn_w4a8.py'
 model = dict(loss_weights=dict(det=0.0))

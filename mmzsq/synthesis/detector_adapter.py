@@ -157,7 +157,7 @@ class DetectorAdapter:
             samples.append(ds)
         return samples
 
-    # -- model calls ------------------------------------------------------------
+    # -- model calls ---------------------------------------------------------
     def loss(self, inputs: Tensor, labels: Sequence[Labels]
              ) -> Dict[str, Tensor]:
         """Teacher training losses; ``inputs`` already normalised."""

@@ -157,8 +157,6 @@ def synthesis_stats(set_dir):
                 img_iter_per_s=n * iters / secs, synth_s=round(secs))
 
 
-
-
 class Experiment:
     """One YOLOv5n experiment directory: sets, runs and ``results.json``."""
 
@@ -203,7 +201,7 @@ class Experiment:
         return self.results['fp']
 
     def synthesize(self, name):
-        """Stage I set of one label source (``als``/``tile``/``multisample``)."""
+        """Stage I set of one label source (als / tile / multisample)."""
         key = f'set:{name}'
         if key not in self.results:
             t = time.time()

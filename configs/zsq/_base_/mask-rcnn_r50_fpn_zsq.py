@@ -1,5 +1,6 @@
-# Mask R-CNN R50-FPN (mmdet 1x) zero-shot QAT (paper App. B.3): LSQ student + frozen FP teacher,
-# loss 0.04*L_detect + 0.2*L_KD + 0.1*L_feat, Adam lr 1e-4, tau 4.
+# Mask R-CNN R50-FPN (mmdet 1x) zero-shot QAT (paper App. B.3): LSQ student
+# + frozen FP teacher, loss 0.04*L_detect + 0.2*L_KD + 0.1*L_feat, Adam lr
+# 1e-4, tau 4.
 _base_ = ['mmdet::mask_rcnn/mask-rcnn_r50_fpn_1x_coco.py',
           './data_mask-rcnn_synthetic.py', './synthesis_mask-rcnn_r50.py']
 float_checkpoint = 'https://download.openmmlab.com/mmdetection/v2.0/mask_rcnn/mask_rcnn_r50_fpn_1x_coco/mask_rcnn_r50_fpn_1x_coco_20200205-d4b0c5d6.pth'  # noqa

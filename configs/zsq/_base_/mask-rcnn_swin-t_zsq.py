@@ -1,5 +1,6 @@
-# Mask R-CNN Swin-T (mmdet 1x) zero-shot QAT (paper App. B.3): LSQ student + frozen FP teacher,
-# loss 1.0*L_detect + 1.0*L_KD + 1.0*L_feat, Adam lr 1e-6, tau 4.
+# Mask R-CNN Swin-T (mmdet 1x) zero-shot QAT (paper App. B.3): LSQ student +
+# frozen FP teacher, loss 1.0*L_detect + 1.0*L_KD + 1.0*L_feat, Adam lr
+# 1e-6, tau 4.
 _base_ = ['mmdet::swin/mask-rcnn_swin-t-p4-w7_fpn_1x_coco.py',
           './data_mask-rcnn_synthetic.py', './synthesis_mask-rcnn_swin.py']
 float_checkpoint = 'https://download.openmmlab.com/mmdetection/v2.0/swin/mask_rcnn_swin-t-p4-w7_fpn_1x_coco/mask_rcnn_swin-t-p4-w7_fpn_1x_coco_20210902_120937-9d6b7cfa.pth'  # noqa

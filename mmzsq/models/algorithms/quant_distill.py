@@ -144,7 +144,8 @@ class QuantDistillAlgorithm(BaseAlgorithm):
                for i, name in enumerate(self.feat_layers)}
         s_rec = dict(rec)
         if self.two_stage:
-            s_rec['rpn'] = dict(type='mmrazor.ModuleOutputs', source='rpn_head')
+            s_rec['rpn'] = dict(type='mmrazor.ModuleOutputs',
+                                source='rpn_head')
             s_rec['rois'] = dict(type='mmrazor.ModuleInputs',
                                  source='roi_head.bbox_roi_extractor')
             s_rec['roi_cls'] = dict(type='mmrazor.ModuleOutputs',
