@@ -87,7 +87,7 @@ def check_exportable(student: nn.Module) -> List[Tuple[str, nn.Module]]:
         for fq in (m.weight_fake_quant, m.input_fake_quant):
             if fq.bits > 8 or fq.bits < 2:
                 raise UserError(f'{n}: {fq.bits}-bit quantizer; ONNX QDQ '
-                                'export supports 2..8 bits (int8 container)')
+                                'export supports 2..8 bits (8-bit containers)')
             if not int(fq.initialized[0]):
                 raise UserError(
                     f'{n}: step sizes never initialised (a float checkpoint '

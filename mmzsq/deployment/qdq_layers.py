@@ -5,11 +5,12 @@ integer weight codes, one positive step size per output channel, a float
 bias and the input activation step size.  Its forward uses
 ``torch.fake_quantize_per_tensor_affine`` / ``..._per_channel_affine``,
 which torch's ONNX exporter turns into ``QuantizeLinear`` /
-``DequantizeLinear`` pairs (int8, zero-point 0).
+``DequantizeLinear`` pairs (weights int8 with zero-point 0; activations
+see below).
 
-Bit-widths below 8 are carried in the int8 container: the weight codes are
+Bit-widths below 8 are carried in the 8-bit containers: the weight codes are
 already in the ``b``-bit range; activations are clipped to
-``[s*Qn, s*Qp]`` (a ``Clip`` node before ``QuantizeLinear``), so the int8
+``[s*Qn, s*Qp]`` (a ``Clip`` node before ``QuantizeLinear``), so the 8-bit
 codes are exactly the student's ``b``-bit codes.
 
 Activations are exported as **uint8** whatever the student's sign: a signed

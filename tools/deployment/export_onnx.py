@@ -8,11 +8,13 @@ What the graph contains:
   folded weight is the same codes with per-channel step ``s_w*|gamma/sigma|``
   (see mmzsq/deployment/fold.py for why not re-quantize after folding);
 * ``QuantizeLinear``/``DequantizeLinear`` with the learned LSQ step sizes:
-  int8, zero-point 0 (symmetric); weights per-channel (BN folding makes them
+  weights int8, zero-point 0 (symmetric), per-channel (BN folding makes them
   per-channel even for a per-tensor student), int8 initializers; biases
-  int32; bit-widths < 8 in int8 with the activation clipped to the b-bit
+  int32; activations uint8 (a signed symmetric grid as zero-point 128: the
+  same codes shifted, for onnxruntime's u8 x s8 x86 kernels); bit-widths
+  < 8 in the 8-bit containers with the activation clipped to the b-bit
   range (``Clip`` before ``QuantizeLinear``), weights already b-bit codes;
-* by default an extra int8 quantization of each quantized conv's output
+* by default an extra uint8 quantization of each quantized conv's output
   (min/max over ``--calib-batches`` batches of the config's
   ``--calib-split`` dataloader): onnxruntime needs ``DQ->Conv->Q`` to run an
   int8 ``QLinearConv``; ``--no-output-quant`` keeps exactly the student's
