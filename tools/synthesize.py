@@ -18,7 +18,8 @@ except ImportError as e:  # pragma: no cover
 
 from mmengine.config import Config, DictAction  # noqa: E402
 
-from mmzsq.utils.cli import UserError, exit_on_user_error  # noqa: E402
+from mmzsq.utils.cli import (UserError, exit_on_user_error,  # noqa: E402
+                             finish_distributed)
 from mmzsq.utils.zsq_config import fill_synthesis_teacher  # noqa: E402
 
 
@@ -83,6 +84,7 @@ def main(argv=None):
         print(f'\n{set_dir}: {len(coco["images"])} images, '
               f'{len(coco["annotations"])} boxes, '
               f'{out["stats"]["elapsed_s"]:.1f}s')
+        finish_distributed()
 
 
 if __name__ == '__main__':

@@ -14,7 +14,7 @@ except ImportError as e:  # pragma: no cover - exercised from the shell
 from mmengine.config import Config, DictAction  # noqa: E402
 
 from mmzsq.utils.cli import (build_runner, check_checkpoint,  # noqa: E402
-                             exit_on_user_error)
+                             exit_on_user_error, finish_distributed)
 
 
 def parse_args():
@@ -64,6 +64,7 @@ def main():
             runner.test_evaluator.metrics.append(
                 DumpDetResults(out_file_path=args.out))
         runner.test()
+        finish_distributed()
 
 
 if __name__ == '__main__':

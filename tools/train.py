@@ -14,7 +14,8 @@ except ImportError as e:  # pragma: no cover - exercised from the shell
 
 from mmengine.config import Config, DictAction  # noqa: E402
 
-from mmzsq.utils.cli import build_runner, exit_on_user_error  # noqa: E402
+from mmzsq.utils.cli import (build_runner, exit_on_user_error,  # noqa: E402
+                             finish_distributed)
 from mmzsq.utils.zsq_config import fill_synthesis_teacher  # noqa: E402
 
 
@@ -65,6 +66,7 @@ def main():
         fill_synthesis_teacher(cfg)  # Stage I teacher = the float model
         runner = build_runner(cfg)
         runner.train()
+        finish_distributed()
 
 
 if __name__ == '__main__':

@@ -48,6 +48,20 @@ def build_runner(cfg: Config):
                         'name in the config') from None
 
 
+def finish_distributed():
+    """Leave a distributed run cleanly: barrier, then destroy the process
+    group(s).  Without it a rank can tear down its gloo group while a peer
+    still has messages in flight, and the process aborts at exit
+    ("terminate called without an active exception"; measured on a 2-rank
+    CPU Stage I run: 3 of 12 runs without, 1 of 16 with only
+    ``destroy_process_group``, 0 of 24 with barrier + destroy).  No-op when
+    not distributed."""
+    import torch.distributed as dist
+    if dist.is_available() and dist.is_initialized():
+        dist.barrier()
+        dist.destroy_process_group()
+
+
 @contextlib.contextmanager
 def exit_on_user_error():
     """Turn :class:`UserError` (and a missing file) into ``error: ...``."""
