@@ -803,3 +803,53 @@ def test_mask_rcnn_export_and_ort_eval_tools(mask_rcnn, tmp_path, capsys):
     assert res['fp32_kernels']['features']['QLinearConv'] == 0
     assert set(res['latency_ms_rounds'][0]) == {'int8', 'fp32'}
     assert set(res['end_to_end_ms_rounds'][0]) == {'int8', 'fp32'}
+
+
+def test_yolo11_export_with_int8_activations(tmp_path):
+    """A random YOLO11-s W8A8 student (YOLOv8 head: DFL, C2PSA attention)
+    through the default export: int8 convs and SiLUs, raw outputs within 2x
+    the noise floor of the PyTorch deploy model."""
+    from mmengine.config import Config
+    from mmengine.registry import MODELS, init_default_scope
+
+    from mmzsq.deployment import fold_student
+    from mmzsq.deployment import ort_runner as ortr
+    from mmzsq.deployment.calibrate import calibrate_outputs
+    from mmzsq.deployment.export import export_onnx
+    cfg = Config.fromfile('configs/zsq/yolo11_s_w8a8.py')
+    cfg.model.init_checkpoint = cfg.model.teacher_checkpoint = None
+    init_default_scope('mmyolo')
+    torch.manual_seed(0)
+    alg = MODELS.build(cfg.model)
+    alg.init_weights()
+    alg.eval()
+    x = torch.rand(2, 3, 160, 160, generator=torch.Generator().manual_seed(0))
+    # a random YOLO11 fades to zero activations by P5 and its last 1x1s
+    # start near zero: BN statistics of this batch (momentum 1) and spread
+    # last layers make the outputs depend on the input (else any export
+    # "matches")
+    for n, m in alg.architecture.named_modules():
+        if isinstance(m, torch.nn.BatchNorm2d):
+            m.momentum = 1.0
+        elif n.endswith('.2') and isinstance(m, torch.nn.Conv2d):
+            torch.nn.init.normal_(m.weight, 0, 0.1)
+    alg.architecture.train()
+    with torch.no_grad():
+        alg.architecture._forward(x)  # BN stats + LSQ step-size init
+    alg.eval()
+    deploy = fold_student(alg.architecture, lambda m: m._forward(x[:1]))
+    calibrate_outputs(deploy, lambda b: deploy._forward(b), [x])
+    path = str(tmp_path / 'yolo11.onnx')
+    assert export_onnx(deploy, path, (160, 160), int8_activations=[x]) == \
+        [3, 3]
+    opt = str(tmp_path / 'opt.onnx')
+    sess = ortr.make_session(path, 1, opt)
+    ops = ortr.count_ops(opt)
+    assert ops.get('QLinearConv', 0) >= 70, ops
+    assert ops.get('QLinearMul', 0) >= 40, ops
+
+    def fwd(inp):
+        return deploy._forward(inp)
+    with torch.no_grad():
+        ref = _flat(fwd(x))
+    _within_floor(ref, ortr.run(sess, x), _noise_floor(fwd, x))
