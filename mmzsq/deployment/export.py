@@ -138,11 +138,6 @@ def export_graph(module: nn.Module, example: torch.Tensor, out: str,
                       dynamo=False, do_constant_folding=True)
     from .onnx_qdq import finalize_qdq
     m = onnx.load(out)
-    # the tracer's intermediate shapes can name one symbolic size for
-    # tensors of different sizes when a module runs on several levels (a
-    # shared RPN head), which onnxruntime's buffer reuse trusts; it infers
-    # them itself anyway
-    del m.graph.value_info[:]
     finalize_qdq(m)
     if int8_activations is not None:
         from .int8_activations import ort_min_max, quantize_activations
