@@ -5,24 +5,14 @@
 #   python tools/model_converters/yolo11_to_mmyolo.py yolo11l.pt \
 #       work_dirs/weights/yolo11l_mmyolo.pth
 # or pass another path: --cfg-options model.init_checkpoint=...
-_base_ = './yolo11_zsq.py'
-# Ultralytics scale 'l': [depth, width, max_channels] = [1.00, 1.00, 512]
-deepen_factor, widen_factor = 1.0, 1.0
-last_stage_out_channels = 512
-c3k_everywhere = True  # m/l/x: every C3k2 uses C3k blocks
+# YOLO11-m's network twice as deep (Ultralytics scale 'l': [depth, width,
+# max_channels] = [1.00, 1.00, 512]).
+_base_ = './yolo11_m.py'
+deepen_factor = 1.0
 model = dict(
     init_checkpoint='work_dirs/weights/yolo11l_mmyolo.pth',
-    architecture=dict(
-        backbone=dict(deepen_factor=deepen_factor, widen_factor=widen_factor,
-                      last_stage_out_channels=last_stage_out_channels,
-                      c3k_everywhere=c3k_everywhere),
-        neck=dict(deepen_factor=deepen_factor, widen_factor=widen_factor,
-                  c3k_everywhere=c3k_everywhere,
-                  in_channels=[512, 512, last_stage_out_channels],
-                  out_channels=[256, 512, last_stage_out_channels]),
-        bbox_head=dict(head_module=dict(
-            widen_factor=widen_factor,
-            in_channels=[256, 512, last_stage_out_channels]))))
+    architecture=dict(backbone=dict(deepen_factor=deepen_factor),
+                      neck=dict(deepen_factor=deepen_factor)))
 
 # its own Stage I set (a set made by another teacher is refused)
 train_dataloader = dict(
