@@ -4,7 +4,7 @@ from typing import Iterator
 
 import torch
 
-from mmzsq.utils.cli import UserError
+from mmzsq.utils.errors import UserError
 
 
 def build_loader(cfg, split: str = 'test'):

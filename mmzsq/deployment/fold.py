@@ -28,7 +28,7 @@ from torch.nn.modules.batchnorm import _BatchNorm
 
 from mmzsq.models.fake_quants import LSQFakeQuantize
 from mmzsq.models.quantizers.eager_quantizer import is_quantized
-from mmzsq.utils.cli import UserError
+from mmzsq.utils.errors import UserError
 
 from .qdq_layers import QDQConv2d, QDQLinear
 

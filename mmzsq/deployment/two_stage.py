@@ -40,7 +40,7 @@ import numpy as np
 import torch
 import torch.nn as nn
 
-from mmzsq.utils.cli import UserError
+from mmzsq.utils.errors import UserError
 
 from .export import (OPSET, check_traceable, export_graph, read_metadata,
                      unflatten)

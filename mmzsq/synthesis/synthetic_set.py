@@ -16,6 +16,8 @@ from typing import Dict, List, Optional, Sequence
 
 import numpy as np
 
+from mmzsq.utils.errors import SetMismatchError  # noqa: F401
+
 META = 'meta.json'
 ANN = 'annotations.json'
 BATCH_DIR = 'batches'
@@ -23,10 +25,6 @@ IMG_DIR = 'images'
 # fields of meta.json that must match for a set to be reused
 MATCH_KEYS = ('teacher_hash', 'num_classes', 'resolution', 'num_images',
               'batch_size', 'seed')
-
-
-class SetMismatchError(ValueError):
-    pass
 
 
 def atomic_write_bytes(path: str, data: bytes) -> None:

@@ -7,12 +7,7 @@ import sys
 from mmengine.config import Config
 
 
-class UserError(Exception):
-    """A mistake in the user's input; the tools print it as one line."""
-
-
-class ConfigError(UserError, ValueError):
-    """A bad value in a config (bit-width, class count, checkpoint)."""
+from mmzsq.utils.errors import ConfigError, UserError  # noqa: F401
 
 
 def check_checkpoint(path: str) -> None:

@@ -23,13 +23,9 @@ from torch.nn.modules.batchnorm import _BatchNorm
 
 from mmzsq.models.fake_quants import LSQFakeQuantize
 from mmzsq.registry import MODELS
-from mmzsq.utils.cli import ConfigError, UserError
+from mmzsq.utils.errors import ConfigError, NonFiniteLossError
 
 QUANT_MODES = ('qat', 'ptq')
-
-
-class NonFiniteLossError(UserError, FloatingPointError):
-    """A loss term became NaN/Inf (training stops)."""
 
 
 def num_classes_of(model: nn.Module) -> Optional[int]:

@@ -27,7 +27,7 @@ from mmrazor.models import LearnableFakeQuantize
 from mmrazor.models.observers import LSQObserver, LSQPerChannelObserver
 
 from mmzsq.registry import MODELS
-from mmzsq.utils.cli import ConfigError
+from mmzsq.utils.errors import ConfigError
 
 MIN_BITS, MAX_BITS = 2, 8
 
