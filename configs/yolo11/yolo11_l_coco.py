@@ -42,3 +42,14 @@ val_dataloader = dict(
 test_dataloader = val_dataloader
 val_evaluator = dict(ann_file=data_root + _base_.val_ann_file)
 test_evaluator = val_evaluator
+
+# albumentations is not an mmzsq dependency: mmyolo's optional Albu step is
+# left out of the training pipelines (the rest is YOLOv8's)
+train_pipeline = [t for t in _base_.train_pipeline if t.type != 'mmdet.Albu']
+train_pipeline_stage2 = [
+    t for t in _base_.train_pipeline_stage2 if t.type != 'mmdet.Albu']
+train_dataloader = dict(dataset=dict(pipeline=train_pipeline))
+custom_hooks = [
+    dict(h, switch_pipeline=train_pipeline_stage2)
+    if h.type == 'mmdet.PipelineSwitchHook' else h
+    for h in _base_.custom_hooks]

@@ -15,3 +15,8 @@ val_dataloader = dict(
 test_dataloader = val_dataloader
 val_evaluator = dict(ann_file=data_root + _base_.val_ann_file)
 test_evaluator = val_evaluator
+
+# albumentations is not an mmzsq dependency: mmyolo's optional Albu step is
+# left out of the training pipeline (the rest is YOLOv5's)
+train_pipeline = [t for t in _base_.train_pipeline if t.type != 'mmdet.Albu']
+train_dataloader = dict(dataset=dict(pipeline=train_pipeline))

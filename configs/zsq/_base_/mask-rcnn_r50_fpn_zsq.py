@@ -45,7 +45,7 @@ optim_wrapper = dict(_delete_=True, type='OptimWrapper',
                          '.weight': dict(lr_mult=0.1),
                          '.bias': dict(lr_mult=0.1)}),
                      clip_grad=dict(max_norm=10.0))
-param_scheduler = [dict(type='CosineAnnealing1e-4', by_epoch=False,
+param_scheduler = [dict(type='CosineAnnealingLR', by_epoch=False,
                         T_max=max_iters, eta_min=1e-4 * 0.01)]
 default_hooks = dict(
     checkpoint=dict(type='CheckpointHook', by_epoch=False, interval=1000,

@@ -43,7 +43,7 @@ test_cfg = dict(type='TestLoop')
 optim_wrapper = dict(_delete_=True, type='OptimWrapper',
                      optimizer=dict(type='Adam', lr=1e-6, weight_decay=0.0),
                      clip_grad=dict(max_norm=10.0))
-param_scheduler = [dict(type='CosineAnnealing1e-6', by_epoch=False,
+param_scheduler = [dict(type='CosineAnnealingLR', by_epoch=False,
                         T_max=max_iters, eta_min=1e-6 * 0.01)]
 default_hooks = dict(
     checkpoint=dict(type='CheckpointHook', by_epoch=False, interval=1000,

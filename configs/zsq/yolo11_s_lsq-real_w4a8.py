@@ -1,0 +1,8 @@
+# Baseline: LSQ on N real COCO train2017 images with their labels
+# (distillation off: beta_kl = beta_feat = 0), YOLO11-s W4A8;
+# data: _base_/real_coco_train.py ($MMZSQ_COCO_TRAIN_ROOT).
+_base_ = ['./yolo11_s_w4a8.py', './_base_/real_coco_train.py']
+train_dataloader = dict(dataset=dict(
+    _delete_=True, pipeline=_base_.zsq_train_pipeline,
+    **_base_.real_yolo_dataset))
+model = dict(loss_weights=_base_.real_data_loss_weights)
