@@ -17,7 +17,15 @@ class SyntheticDetDataset(CocoDataset):
     ``synthesis = dict(...)`` of ``configs/zsq/_base_/synthesis_*.py`` plus
     ``teacher`` / ``teacher_checkpoint``), it is synthesised first (all ranks
     take part; finished batches are kept across interruptions).  A set made
-    with other settings than ``synthesis`` is refused.
+    with other settings than ``synthesis`` is refused, and so is one with a
+    missing or corrupt image (unless ``synthesis`` is given: its batch is
+    then redone).
+
+    ``expect``: what the model reading the set needs, ``dict(num_classes=,
+    teacher_hash=, teacher_checkpoint=)`` (filled in from the model config
+    by :func:`mmzsq.utils.zsq_config.fill_synthesis_teacher`, whatever the
+    ``synthesis``).  A set recording another class count, or another
+    teacher hash, is refused with :class:`SetMismatchError`.
 
     Classes default to the set's own categories (the teacher's class
     names), so any teacher works without a ``metainfo``.  Like mmyolo's
@@ -29,6 +37,7 @@ class SyntheticDetDataset(CocoDataset):
                  ann_file: str = 'annotations.json',
                  data_prefix: dict = dict(img='images/'),
                  synthesis: Optional[dict] = None,
+                 expect: Optional[dict] = None,
                  metainfo: Optional[dict] = None, **kwargs):
         from mmzsq.synthesis import SyntheticSet, set_meta
         set_dir = data_root or osp.dirname(ann_file)
@@ -39,7 +48,9 @@ class SyntheticDetDataset(CocoDataset):
         if synthesis is not None:
             store.check_meta(set_meta(synthesis))
             num_images = int(synthesis['num_images'])
-        if not store.is_complete(num_images):
+        store.check_expect(expect)  # what an earlier run recorded
+        if not store.is_complete(num_images,
+                                 repairable=synthesis is not None):
             if synthesis is None:
                 raise FileNotFoundError(
                     f'synthetic set {set_dir} is missing or incomplete '
@@ -47,6 +58,7 @@ class SyntheticDetDataset(CocoDataset):
                     '<config>` or give the dataset a synthesis=dict(...)')
             from mmzsq.synthesis import generate_synthetic_set
             generate_synthetic_set(synthesis, set_dir)
+            store.check_expect(expect)
         if metainfo is None:
             with open(ann_path) as f:
                 cats = json.load(f)['categories']

@@ -5,14 +5,17 @@ hub), a :class:`SynthesisLoop` over this rank's batches and the
 :class:`AdaptiveLabelSamplingHook`; rank 0 merges the index after a barrier.
 """
 import copy
+import functools
 import hashlib
 import json
+import os
 import os.path as osp
 import time
 from typing import Optional
 
 from mmengine.dist import barrier, broadcast_object_list, get_dist_info
 
+from mmzsq.utils.errors import ConfigError, SynthesisInterrupted
 from .synthetic_set import SyntheticSet
 
 REQUIRED = ('teacher', 'num_images', 'batch_size', 'stages')
@@ -25,14 +28,24 @@ def teacher_hash(synthesis: dict) -> str:
     ckpt = synthesis.get('teacher_checkpoint')
     h = hashlib.sha256()
     if ckpt and osp.isfile(ckpt):
-        with open(ckpt, 'rb') as f:
-            for chunk in iter(lambda: f.read(1 << 20), b''):
-                h.update(chunk)
+        st = os.stat(ckpt)
+        return _file_hash(osp.realpath(ckpt), st.st_size, st.st_mtime_ns)
     elif ckpt:
         h.update(str(ckpt).encode())
     else:
         h.update(('random:' + json.dumps(_plain(synthesis['teacher']),
                                          sort_keys=True)).encode())
+    return h.hexdigest()[:16]
+
+
+@functools.lru_cache(maxsize=16)
+def _file_hash(path: str, size: int, mtime_ns: int) -> str:
+    """sha256 (first 16 hex) of a file; cached per (path, size, mtime):
+    the tools and the dataset ask for the same checkpoint several times."""
+    h = hashlib.sha256()
+    with open(path, 'rb') as f:
+        for chunk in iter(lambda: f.read(1 << 20), b''):
+            h.update(chunk)
     return h.hexdigest()[:16]
 
 
@@ -66,7 +79,7 @@ def set_meta(synthesis: dict, classes=None) -> dict:
 def _validate(synthesis: dict) -> None:
     missing = [k for k in REQUIRED if synthesis.get(k) is None]
     if missing:
-        raise ValueError(
+        raise ConfigError(
             f'synthesis config lacks {missing}: start from '
             'configs/zsq/_base_/synthesis_<family>.py and set teacher=<model '
             'cfg> and teacher_checkpoint=<path>')
@@ -119,7 +132,30 @@ def generate_synthetic_set(synthesis: dict, set_dir: str,
                            progress_bar: bool = False,
                            log_level: str = 'INFO') -> dict:
     """Synthesise (or finish) the set at ``set_dir``; returns the COCO
-    index (every rank)."""
+    index (every rank).
+
+    Ctrl-C raises :class:`SynthesisInterrupted` (a ``KeyboardInterrupt``)
+    whose message says how many batches are finished and kept."""
+    try:
+        return _generate(synthesis, set_dir, work_dir, progress_bar,
+                         log_level)
+    except SynthesisInterrupted:
+        raise
+    except KeyboardInterrupt:
+        try:
+            bs = int(synthesis['batch_size'])
+            total = (int(synthesis['num_images']) + bs - 1) // bs
+            done = SyntheticSet(set_dir).count_done(total)
+            what = f'{done} of {total} batches'
+        except Exception:  # pragma: no cover - bad settings
+            what = 'the finished batches'
+        raise SynthesisInterrupted(
+            f'interrupted: {what} of {set_dir} are finished and kept; rerun '
+            'the same command to resume') from None
+
+
+def _generate(synthesis: dict, set_dir: str, work_dir: Optional[str],
+              progress_bar: bool, log_level: str) -> dict:
     from mmengine.config import ConfigDict
     from mmengine.runner import Runner
 

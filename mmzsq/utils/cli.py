@@ -2,12 +2,17 @@
 one-line, fix-naming errors users get for bad input."""
 import contextlib
 import os.path as osp
+import re
 import sys
 
 from mmengine.config import Config
 
 
-from mmzsq.utils.errors import ConfigError, UserError  # noqa: F401
+from mmzsq.utils.errors import (ConfigError,  # noqa: F401
+                                SynthesisInterrupted, UserError)
+
+# what mmengine's registry prepends when it re-raises a build error
+_BUILD_PREFIX = re.compile(r'^(class `\w+` in [\w./\\-]+(\.py)?: )+')
 
 
 def check_checkpoint(path: str) -> None:
@@ -57,10 +62,21 @@ def finish_distributed():
         dist.destroy_process_group()
 
 
+def one_line(e: BaseException) -> str:
+    """``e``'s message without the registry's ``class `X` in y.py:``
+    prefixes (an error raised while a component is built)."""
+    return _BUILD_PREFIX.sub('', str(e))
+
+
 @contextlib.contextmanager
 def exit_on_user_error():
-    """Turn :class:`UserError` (and a missing file) into ``error: ...``."""
+    """Turn :class:`UserError` (and a missing file) into ``error: ...``
+    (exit 1), and a Ctrl-C during Stage I into its one-line ``interrupted:
+    ...`` message (exit 130, as a shell reports SIGINT)."""
     try:
         yield
     except (UserError, FileNotFoundError) as e:
-        sys.exit(f'error: {e}')
+        sys.exit(f'error: {one_line(e)}')
+    except SynthesisInterrupted as e:
+        print(one_line(e), file=sys.stderr, flush=True)
+        sys.exit(130)

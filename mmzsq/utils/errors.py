@@ -26,3 +26,8 @@ class SetMismatchError(UserError, ValueError):
 
 class NonFiniteLossError(UserError, FloatingPointError):
     """A loss term became NaN/Inf (training or synthesis stops)."""
+
+
+class SynthesisInterrupted(KeyboardInterrupt):
+    """Ctrl-C during Stage I; the message says what was kept and how to
+    resume (the tools print it as one line and exit 130)."""

@@ -10,6 +10,7 @@ from mmengine.runner import BaseLoop
 from torch import Tensor
 
 from mmzsq.registry import LOOPS, MODELS, TASK_UTILS
+from mmzsq.utils.errors import ConfigError
 
 
 class _Steps:
@@ -79,10 +80,10 @@ class SynthesisLoop(BaseLoop):
         self.stages = [dict(s) for s in stages]
         for s in self.stages:
             if 'resolution' not in s or 'iters' not in s:
-                raise ValueError('each synthesis stage needs resolution= and '
-                                 f'iters=, got {s}')
+                raise ConfigError('each synthesis stage needs resolution= '
+                                  f'and iters=, got {s}')
             if any(v % size_divisor for v in self._size(s['resolution'])):
-                raise ValueError(
+                raise ConfigError(
                     f"synthesis stage resolution {s['resolution']} is not a "
                     f'multiple of {size_divisor} (the detector\'s largest '
                     'stride); round it, e.g. 160, 320, 640, (800, 1344)')
@@ -217,6 +218,62 @@ class SynthesisLoop(BaseLoop):
                 images[i:i + 1], labels[i:i + 1], augment=False)['loss']))
         return res
 
+    # -- checks ---------------------------------------------------------------
+    FIX_HINTS = dict(
+        loss_det='synthesis.det_loss_weight',
+        loss_prior='synthesis.prior_loss.loss_weight',
+        loss_tv='synthesis.tv_loss.loss_weight',
+        loss_l2='synthesis.l2_loss.loss_weight')
+    SATURATED = 0.5  # warn above this fraction of pixel values at 0 / 255
+
+    @staticmethod
+    def _values(losses: Dict[str, Tensor]) -> Dict[str, float]:
+        """All loss terms as floats, with one host sync."""
+        names = list(losses)
+        vals = torch.stack([torch.as_tensor(losses[n]).detach().float()
+                            .reshape(()).to(losses['loss'].device)
+                            for n in names]).tolist()
+        return dict(zip(names, vals))
+
+    def _check_finite(self, values: Dict[str, float], k: int,
+                      stage: Optional[int], step: Optional[int]) -> None:
+        """Stop (before anything of batch ``k`` is written) when a loss term
+        is NaN / Inf; the message names the batch, the step and the
+        term."""
+        bad = [n for n, v in values.items() if not math.isfinite(v)]
+        if not bad:
+            return
+        from mmzsq.utils.errors import NonFiniteLossError
+        term = next((n for n in bad if n != 'loss'), bad[0])
+        where = (f'stage {stage}, step {step}' if step is not None else
+                 'final per-image loss')
+        hint = self.FIX_HINTS.get(term)
+        fix = (f'lower {hint} or synthesis.lr' if hint else
+               'lower synthesis.lr or the loss weights')
+        if self.amp:
+            fix += ', or set synthesis.amp=False'
+        raise NonFiniteLossError(
+            f'synthesis batch {k} ({where}): {term} is {values[term]}; '
+            f'{fix}, then rerun (finished batches are kept, batch {k} was '
+            'not written)')
+
+    def _warn_saturated(self, arrs, k: int) -> None:
+        """Warn when most pixel values of batch ``k`` are clipped at 0 or
+        255 (the usual sign of a far too high learning rate)."""
+        import numpy as np
+        frac = float(np.mean([np.mean((a == 0) | (a == 255))
+                              for a in arrs])) if arrs else 0.
+        if frac <= self.SATURATED:
+            return
+        lrs = sorted({float(s.get('lr', self.lr)) for s in self.stages
+                      if int(s['iters'])})
+        self.runner.logger.warning(
+            f'synthesis batch {k}: {frac:.0%} of the pixel values are '
+            f'saturated (0 or 255); lr {", ".join(f"{v:g}" for v in lrs)} '
+            'is likely too high: lower synthesis.lr (or the stages\' lr; '
+            '1e-2 to 0.2 is usual), delete '
+            f'{getattr(self.writer, "set_dir", "the set")} and rerun')
+
     # -- loop -----------------------------------------------------------------
     def run(self):
         self.runner.call_hook('before_train')
@@ -281,6 +338,10 @@ class SynthesisLoop(BaseLoop):
                 opt.zero_grad(set_to_none=True)
                 losses = self.compute_losses(param, self.labels, g)
                 losses['loss'].backward()
+                # the one host sync of the step: the hub's scalars and the
+                # finiteness check
+                values = self._values(losses)
+                self._check_finite(values, k, si, step)
                 opt.step()
                 sched.step()
                 with torch.no_grad():
@@ -290,8 +351,8 @@ class SynthesisLoop(BaseLoop):
                 dt = time.perf_counter() - t0
                 hub = runner.message_hub
                 hub.update_info('iter', self._iter)
-                for name, v in losses.items():
-                    hub.update_scalar(f'train/{name}', float(v.detach()))
+                for name, v in values.items():
+                    hub.update_scalar(f'train/{name}', v)
                 hub.update_scalar('train/lr', opt.param_groups[0]['lr'])
                 hub.update_scalar('train/img_it_per_s', n / max(dt, 1e-9))
                 hub.update_scalar('train/stage', si)
@@ -303,8 +364,11 @@ class SynthesisLoop(BaseLoop):
         images = images.clamp(0, 1)
         h, w = images.shape[-2:]
         final = self.per_image_losses(images, self.labels)
+        worst = next((v for v in final if not math.isfinite(v)), 0.)
+        self._check_finite(dict(loss=worst), k, None, None)
         arrs = (images.float() * 255).round().byte().permute(0, 2, 3, 1)
         arrs = [a.contiguous().cpu().numpy() for a in arrs]
+        self._warn_saturated(arrs, k)
         plabels = self._pixel_labels(self.labels, h, w, device='cpu')
         self.writer.write_batch(k, arrs, [(b.numpy(), c.numpy())
                                           for b, c in plabels], final)
