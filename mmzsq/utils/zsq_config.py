@@ -2,6 +2,7 @@
 benchmark: the Stage I teacher is, unless a config says otherwise, the float
 model that Stage II quantizes, and a synthetic set is checked against the
 model that reads it."""
+import copy
 from typing import Optional
 
 from mmengine.config import Config, ConfigDict
@@ -25,7 +26,11 @@ def fill_synthesis_teacher(cfg: Config) -> Config:
     model = cfg.get('model', {})
     if synthesis and 'architecture' in model:
         if synthesis.get('teacher') is None:
-            synthesis['teacher'] = ConfigDict(model['architecture'])
+            # a copy: building the student mutates nested dicts of
+            # ``architecture`` (e.g. bbox_head.train_cfg), which would change
+            # the teacher hash between this check and Stage I
+            synthesis['teacher'] = copy.deepcopy(
+                ConfigDict(model['architecture']))
         if synthesis.get('teacher_checkpoint') is None:
             synthesis['teacher_checkpoint'] = model.get('init_checkpoint')
     if is_synthetic_dataset(ds):
