@@ -1,0 +1,158 @@
+"""Checkpoints that are not checkpoints, or do not fit the model, are
+refused with one-line CheckpointErrors naming the fix (QAT init, Stage I
+teacher, tools/test.py)."""
+import copy
+import os.path as osp
+import pickle
+
+import pytest
+import torch
+
+from mmzsq.utils.checkpoint import (check_state_dict, load_checked,
+                                    read_checkpoint)
+from mmzsq.utils.errors import CheckpointError
+from tests.conftest import ROOT
+
+FP_CFG = 'configs/yolov5/yolov5_n-v61_fp_coco.py'
+ZSQ_CFG = 'configs/zsq/yolov5_n_w8a8.py'
+
+
+def _one_line(e):
+    msg = str(e.value)
+    assert '\n' not in msg, msg
+    return msg
+
+
+def _yolo_cfg(widen=0.25, num_classes=None):
+    from mmengine.config import Config
+    arch = Config.fromfile(osp.join(ROOT, FP_CFG)).model
+    arch.backbone.widen_factor = widen
+    arch.neck.widen_factor = widen
+    arch.bbox_head.head_module.widen_factor = widen
+    if num_classes:
+        arch.bbox_head.head_module.num_classes = num_classes
+    return arch
+
+
+def _yolo(widen=0.25, num_classes=None):
+    from mmengine.registry import init_default_scope
+
+    from mmzsq.registry import MODELS
+    init_default_scope('mmyolo')
+    return MODELS.build(_yolo_cfg(widen, num_classes))
+
+
+def _algo(ckpt=None, widen=0.25, init=True):
+    from mmengine.registry import init_default_scope
+
+    from mmzsq.registry import MODELS
+    init_default_scope('mmyolo')
+    algo = MODELS.build(dict(
+        type='mmzsq.QuantDistillAlgorithm', architecture=_yolo_cfg(widen),
+        init_checkpoint=ckpt,
+        quantizer=dict(type='mmzsq.EagerLSQQuantizer', w_bits=8, a_bits=8)))
+    if init:
+        algo.init_weights()
+    return algo
+
+
+def _save(obj, path):
+    torch.save(obj, path)
+    return str(path)
+
+
+# ------------------------------------------------------------ 1. reading
+def test_non_checkpoint_files_are_refused(tmp_path):
+    text = tmp_path / 'notes.txt'
+    text.write_text('epoch 12: mAP 0.33\n')  # was `KeyError: 101`
+    empty = tmp_path / 'empty.pth'
+    empty.write_bytes(b'')
+    plain = tmp_path / 'list.pkl'
+    plain.write_bytes(pickle.dumps([1, 2, 3]))
+    cases = [text, empty, plain, _save([torch.zeros(1)], tmp_path / 'l.pth'),
+             _save({'epoch': 3}, tmp_path / 'no_weights.pth')]
+    for path in cases:
+        with pytest.raises(CheckpointError) as e:
+            read_checkpoint(str(path))
+        msg = _one_line(e)
+        assert msg.startswith(f'{path} is not a PyTorch checkpoint'), msg
+        assert 'tools/train.py' in msg and 'yolov5_to_mmyolo.py' in msg
+    with pytest.raises(CheckpointError, match='checkpoint not found'):
+        read_checkpoint(str(tmp_path / 'nope.pth'))
+    # the QAT init goes through the same reader
+    with pytest.raises(CheckpointError, match='is not a PyTorch checkpoint'):
+        _algo(str(text))
+
+
+# --------------------------------------------------- 2. QAT student/teacher
+def test_qat_init_refuses_missing_keys(tmp_path):
+    state = _yolo().state_dict()
+    drop = [k for k in state if k.startswith('bbox_head.')]
+    for k in drop:
+        del state[k]
+    path = _save({'state_dict': state}, tmp_path / 'headless.pth')
+    with pytest.raises(CheckpointError) as e:
+        _algo(path)
+    msg = _one_line(e)
+    assert msg.startswith(f'{path} does not fit the student '
+                          '(model.architecture): ')
+    assert f'{len(drop)} weights missing from the checkpoint (e.g. ' \
+        'bbox_head.' in msg
+    assert 'model.init_checkpoint' in msg and 'num_classes' in msg
+
+
+def test_qat_init_refuses_unexpected_keys(tmp_path):
+    state = _yolo().state_dict()
+    state['bbox_head.extra.weight'] = torch.zeros(3)
+    state['neck.spare.bias'] = torch.zeros(3)
+    path = _save({'state_dict': state}, tmp_path / 'extra.pth')
+    with pytest.raises(CheckpointError) as e:
+        _algo(path)
+    msg = _one_line(e)
+    assert '2 unexpected (e.g. bbox_head.extra.weight, neck.spare.bias)' \
+        in msg, msg
+    assert 'missing' not in msg
+
+
+def test_qat_init_refuses_another_size_and_class_count(tmp_path):
+    path = _save({'state_dict': _yolo(widen=0.125).state_dict()},
+                 tmp_path / 'smaller.pth')
+    with pytest.raises(CheckpointError) as e:
+        _algo(path)
+    assert 'of another shape (e.g. backbone.' in _one_line(e)
+    path = _save({'state_dict': _yolo(num_classes=3).state_dict()},
+                 tmp_path / 'three.pth')
+    with pytest.raises(CheckpointError, match='6 of another shape') as e:
+        _algo(path)  # only the class logits differ (3 levels, w + b)
+    assert 'convs_pred.0.weight' in str(e.value)
+
+
+def test_qat_init_accepts_float_and_qat_checkpoints(tmp_path):
+    """Fake-quant state is the one exception: a float checkpoint has none,
+    and a QAT checkpoint's student (``architecture.*``) has it."""
+    fp = _yolo()
+    path = _save({'state_dict': fp.state_dict(), 'meta': {}},
+                 tmp_path / 'fp.pth')
+    algo = _algo(path)
+    w = 'backbone.stem.conv.weight'
+    assert torch.equal(algo.architecture.state_dict()[w], fp.state_dict()[w])
+    assert torch.equal(algo.teacher.state_dict()[w], fp.state_dict()[w])
+    ddp = {f'module.{k}': v for k, v in algo.state_dict().items()}
+    path = _save({'state_dict': ddp}, tmp_path / 'qat.pth')
+    again = _algo(path)
+    assert torch.equal(again.architecture.state_dict()[w],
+                       fp.state_dict()[w])
+
+
+def test_load_checked_loads_what_it_checked(tmp_path):
+    src, dst = _yolo(), _yolo()
+    path = _save({'state_dict': {f'module.{k}': v
+                                 for k, v in src.state_dict().items()}},
+                 tmp_path / 'ddp.pth')
+    load_checked(dst, path, 'the model', 'fix it')
+    for k, v in src.state_dict().items():
+        assert torch.equal(dst.state_dict()[k], v), k
+    state = copy.deepcopy(src.state_dict())
+    state.pop('backbone.stem.conv.weight')
+    with pytest.raises(CheckpointError, match='1 weights missing'):
+        check_state_dict(dst, state, 'x.pth', 'the model', 'fix it')
