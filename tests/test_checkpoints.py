@@ -2,8 +2,12 @@
 refused with one-line CheckpointErrors naming the fix (QAT init, Stage I
 teacher, tools/test.py)."""
 import copy
+import os
 import os.path as osp
 import pickle
+import subprocess
+import sys
+from types import SimpleNamespace
 
 import pytest
 import torch
@@ -142,6 +146,59 @@ def test_qat_init_accepts_float_and_qat_checkpoints(tmp_path):
     again = _algo(path)
     assert torch.equal(again.architecture.state_dict()[w],
                        fp.state_dict()[w])
+
+
+# ------------------------------------------------------------ 3. tools
+def test_test_py_refuses_float_checkpoint_with_zsq_config(
+        yolov5n_mmyolo_ckpt, tmp_path):
+    ckpt = yolov5n_mmyolo_ckpt
+    out = subprocess.run(
+        [sys.executable, 'tools/test.py', ZSQ_CFG, ckpt, '--work-dir',
+         str(tmp_path)], cwd=ROOT, capture_output=True, text=True,
+        timeout=300, env=dict(os.environ, OMP_NUM_THREADS='1'))
+    assert out.returncode != 0
+    last = out.stderr.strip().splitlines()[-1]
+    assert last == (
+        f'error: {ckpt} is a float detector checkpoint but {ZSQ_CFG} is a '
+        'quantized (mmzsq) config; test it with the float config (e.g. '
+        f'{FP_CFG}) or pass a checkpoint saved by tools/train.py with this '
+        'config'), last
+    assert 'Traceback' not in out.stderr
+    assert 'bbox_mAP' not in out.stdout + out.stderr  # refused before testing
+
+
+def test_tool_check_reverse_and_other_mismatches(tmp_path):
+    """check_runner_checkpoint (tools/test.py, tools/train.py) on the other
+    cases, in-process."""
+    from mmzsq.utils.cli import check_runner_checkpoint
+    algo = _algo(init=False)
+    qat = _save({'state_dict': algo.state_dict()}, tmp_path / 'qat.pth')
+    fp_runner = SimpleNamespace(model=_yolo())
+    with pytest.raises(CheckpointError) as e:
+        check_runner_checkpoint(fp_runner, qat, FP_CFG)
+    assert _one_line(e) == (
+        f'{qat} is a quantized (mmzsq) checkpoint but {FP_CFG} is a float '
+        'detector config; test it with the configs/zsq/ config it was '
+        f'trained with (e.g. {ZSQ_CFG}) or pass a float checkpoint of this '
+        'detector')
+    # train.py --resume / load_from: float checkpoint for a zsq config
+    fp = _save({'state_dict': fp_runner.model.state_dict()},
+               tmp_path / 'fp.pth')
+    with pytest.raises(CheckpointError, match='set model.init_checkpoint'):
+        check_runner_checkpoint(SimpleNamespace(model=algo), fp, ZSQ_CFG,
+                                use='train')
+    # another size, quantized on both sides: counts + examples
+    small = _save({'state_dict': _algo(widen=0.125, init=False)
+                   .state_dict()}, tmp_path / 'small.pth')
+    with pytest.raises(CheckpointError) as e:
+        check_runner_checkpoint(SimpleNamespace(model=algo), small, ZSQ_CFG)
+    msg = _one_line(e)
+    assert msg.startswith(f'{small} does not fit the model of {ZSQ_CFG}: ')
+    assert 'of another shape (e.g. architecture.' in msg
+    assert 'use the config it was trained' in msg
+    # a fitting checkpoint passes (fake-quant state included)
+    check_runner_checkpoint(SimpleNamespace(model=algo), qat, ZSQ_CFG)
+    check_runner_checkpoint(fp_runner, fp, FP_CFG)
 
 
 def test_load_checked_loads_what_it_checked(tmp_path):
