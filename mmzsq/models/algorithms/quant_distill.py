@@ -21,6 +21,7 @@ from mmrazor.models.task_modules import RecorderManager
 from torch.nn.modules.batchnorm import _BatchNorm
 
 from mmzsq.models.fake_quants import LSQFakeQuantize
+from mmzsq.models.losses.world_size_scaling import undo_world_size_scaling
 from mmzsq.registry import MODELS
 from mmzsq.utils.checkpoint import (FAKE_QUANT, check_state_dict,
                                     detector_state, read_checkpoint,
@@ -205,6 +206,7 @@ class QuantDistillAlgorithm(BaseAlgorithm):
         w = self.loss_weights
         with self.student_recorders:
             det_losses = self.architecture(inputs, data_samples, mode='loss')
+        det_losses = undo_world_size_scaling(self.architecture, det_losses)
         losses = {}
         for k, v in det_losses.items():
             if 'loss' in k:
