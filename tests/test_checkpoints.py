@@ -167,6 +167,25 @@ def test_test_py_refuses_float_checkpoint_with_zsq_config(
     assert 'bbox_mAP' not in out.stdout + out.stderr  # refused before testing
 
 
+def test_train_py_resume_refuses_float_checkpoint(yolov5n_mmyolo_ckpt,
+                                                  tmp_path):
+    """--resume / load_from get the same check, before Stage I starts."""
+    ckpt = yolov5n_mmyolo_ckpt
+    out = subprocess.run(
+        [sys.executable, 'tools/train.py', ZSQ_CFG, '--resume', ckpt,
+         '--work-dir', str(tmp_path), '--cfg-options',
+         'model.init_checkpoint=None'], cwd=ROOT, capture_output=True,
+        text=True, timeout=300, env=dict(os.environ, OMP_NUM_THREADS='1'))
+    assert out.returncode != 0
+    last = out.stderr.strip().splitlines()[-1]
+    assert last.startswith(
+        f'error: {ckpt} is a float detector checkpoint but {ZSQ_CFG} is a '
+        'quantized (mmzsq) config; to start QAT from it set '
+        'model.init_checkpoint'), last
+    assert 'Traceback' not in out.stderr
+    assert 'synthesising' not in out.stdout + out.stderr  # no Stage I
+
+
 def test_tool_check_reverse_and_other_mismatches(tmp_path):
     """check_runner_checkpoint (tools/test.py, tools/train.py) on the other
     cases, in-process."""
