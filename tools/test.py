@@ -14,7 +14,8 @@ except ImportError as e:  # pragma: no cover - exercised from the shell
 from mmengine.config import Config, DictAction  # noqa: E402
 
 from mmzsq.utils.cli import (build_runner, check_checkpoint,  # noqa: E402
-                             exit_on_user_error, finish_distributed)
+                             check_runner_checkpoint, exit_on_user_error,
+                             finish_distributed)
 from mmzsq.utils.data_roots import (check_coco_data,  # noqa: E402
                                     normalize_root_env)
 
@@ -64,6 +65,8 @@ def main(argv=None):
             cfg = trigger_visualization_hook(cfg, args)
         check_coco_data(cfg, ('test', ))
         runner = build_runner(cfg)
+        # before testing: load_from is loaded with strict=False
+        check_runner_checkpoint(runner, args.checkpoint, args.config)
         if args.out is not None:
             from mmdet.evaluation import DumpDetResults
             runner.test_evaluator.metrics.append(

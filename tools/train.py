@@ -14,7 +14,8 @@ except ImportError as e:  # pragma: no cover - exercised from the shell
 
 from mmengine.config import Config, DictAction  # noqa: E402
 
-from mmzsq.utils.cli import (build_runner, exit_on_user_error,  # noqa: E402
+from mmzsq.utils.cli import (build_runner,  # noqa: E402
+                             check_runner_checkpoint, exit_on_user_error,
                              finish_distributed)
 from mmzsq.utils.data_roots import (check_coco_data,  # noqa: E402
                                     normalize_root_env)
@@ -70,6 +71,13 @@ def main(argv=None):
         fill_synthesis_teacher(cfg)  # Stage I teacher = the float model
         check_coco_data(cfg, ('train', 'val'))
         runner = build_runner(cfg)
+        # load_from / --resume are loaded with strict=False: check first
+        ckpt = cfg.get('load_from')
+        if ckpt is None and cfg.get('resume'):
+            from mmengine.runner import find_latest_checkpoint
+            ckpt = find_latest_checkpoint(runner.work_dir)
+        if ckpt:
+            check_runner_checkpoint(runner, ckpt, args.config, use='train')
         runner.train()
         finish_distributed()
 

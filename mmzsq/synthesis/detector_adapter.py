@@ -30,6 +30,8 @@ from mmdet.structures import DetDataSample
 from mmengine.structures import InstanceData
 from torch import Tensor
 
+from mmzsq.models.losses.world_size_scaling import undo_world_size_scaling
+
 Labels = Tuple[Tensor, Tensor]
 
 
@@ -160,12 +162,15 @@ class DetectorAdapter:
     # -- model calls ---------------------------------------------------------
     def loss(self, inputs: Tensor, labels: Sequence[Labels]
              ) -> Dict[str, Tensor]:
-        """Teacher training losses; ``inputs`` already normalised."""
+        """Teacher training losses; ``inputs`` already normalised.  The
+        same on any number of processes (the ``world_size`` factor of
+        mmyolo's YOLO heads is divided out)."""
         samples = self.data_samples(tuple(inputs.shape[-2:]), labels)
         with without_mask_branch(self.model), \
                 head_module_training_outputs(self.model):
             losses = self.model.loss(inputs, samples)
-        return losses
+        # per-process losses: mmyolo's YOLO heads multiply by world_size
+        return undo_world_size_scaling(self.model, losses)
 
     @staticmethod
     def sum_losses(losses: Dict[str, Tensor]) -> Tensor:

@@ -195,8 +195,13 @@ def _generate(synthesis: dict, set_dir: str, work_dir: Optional[str],
             log_processor=dict(by_epoch=False, window_size=10),
             log_level=log_level)
         ckpt = synthesis.get('teacher_checkpoint')
-        if ckpt:
-            runner.load_checkpoint(ckpt, map_location='cpu')
+        if ckpt:  # strict: a teacher with random weights synthesises junk
+            from mmzsq.utils.checkpoint import load_checked
+            load_checked(
+                runner.model, ckpt, 'the Stage I teacher (synthesis.teacher)',
+                'set synthesis.teacher_checkpoint to the float checkpoint of '
+                'this detector (same size and class count), or '
+                'synthesis.teacher to the model it was trained as')
         model = runner.model
         adapter = DetectorAdapter(model, synthesis.get('sample_format',
                                                        'auto'))

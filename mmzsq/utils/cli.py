@@ -24,6 +24,24 @@ def check_checkpoint(path: str) -> None:
             'yolo11_to_mmyolo.py (YOLO11).')
 
 
+def check_runner_checkpoint(runner, path: str, config: str,
+                            use: str = 'test') -> None:
+    """Refuse, before testing / training, a checkpoint that does not set
+    exactly the weights of ``runner.model`` (mmengine's ``load_from`` and
+    ``--resume`` load with ``strict=False`` and would go on with random
+    weights, e.g. testing to ``coco/bbox_mAP: 0.0000``)."""
+    from mmzsq.utils.checkpoint import (check_state_dict, read_checkpoint,
+                                        state_dict_of)
+    check_state_dict(
+        runner.model, state_dict_of(read_checkpoint(path)), path,
+        f'the model of {config}',
+        'the checkpoint is another detector, size or class count: use the '
+        'config it was trained (tools/train.py) or converted '
+        '(tools/model_converters/) for, or convert Ultralytics weights with '
+        'tools/model_converters/yolov5_to_mmyolo.py or yolo11_to_mmyolo.py',
+        config=config, use=use)
+
+
 def build_runner(cfg: Config):
     """``Runner.from_cfg`` (or ``cfg.runner_type``) with mmzsq's errors."""
     from mmengine.registry import RUNNERS

@@ -16,13 +16,16 @@ import torch
 import torch.nn as nn
 import torch.nn.functional as F
 from mmengine.logging import MessageHub, MMLogger
-from mmengine.runner.checkpoint import CheckpointLoader
 from mmrazor.models import BaseAlgorithm
 from mmrazor.models.task_modules import RecorderManager
 from torch.nn.modules.batchnorm import _BatchNorm
 
 from mmzsq.models.fake_quants import LSQFakeQuantize
+from mmzsq.models.losses.world_size_scaling import undo_world_size_scaling
 from mmzsq.registry import MODELS
+from mmzsq.utils.checkpoint import (FAKE_QUANT, check_state_dict,
+                                    detector_state, read_checkpoint,
+                                    state_dict_of)
 from mmzsq.utils.errors import ConfigError, NonFiniteLossError
 
 QUANT_MODES = ('qat', 'ptq')
@@ -36,16 +39,6 @@ def num_classes_of(model: nn.Module) -> Optional[int]:
     if isinstance(head, nn.ModuleList):  # cascade heads
         head = head[-1]
     return getattr(head, 'num_classes', None)
-
-
-def _detector_state(state: Dict, path: str) -> Dict:
-    """Float detector weights from a float or an mmzsq checkpoint."""
-    state = {k[7:] if k.startswith('module.') else k: v
-             for k, v in state.items()}
-    if any(k.startswith('architecture.') for k in state):
-        state = {k[len('architecture.'):]: v for k, v in state.items()
-                 if k.startswith('architecture.')}
-    return state
 
 
 @MODELS.register_module()
@@ -163,14 +156,14 @@ class QuantDistillAlgorithm(BaseAlgorithm):
         if self.init_checkpoint is None:
             self.architecture.init_weights()
             self._load(self.teacher, self._float_state(self.architecture),
-                       'the student init')
+                       'the student init', 'the teacher')
             logger.info('QuantDistillAlgorithm: no init_checkpoint, teacher '
                         '= randomly initialised student')
             return
         self._load(self.architecture, self._read(self.init_checkpoint),
-                   self.init_checkpoint)
+                   self.init_checkpoint, 'the student (model.architecture)')
         self._load(self.teacher, self._read(self.teacher_checkpoint),
-                   self.teacher_checkpoint)
+                   self.teacher_checkpoint, 'the teacher')
         logger.info(f'QuantDistillAlgorithm: student and teacher from '
                     f'{self.init_checkpoint}')
 
@@ -181,23 +174,22 @@ class QuantDistillAlgorithm(BaseAlgorithm):
 
     @staticmethod
     def _read(path):
-        ckpt = CheckpointLoader.load_checkpoint(path, map_location='cpu')
-        return _detector_state(ckpt.get('state_dict', ckpt), path)
+        """The float detector weights in a float or an mmzsq checkpoint."""
+        return detector_state(state_dict_of(read_checkpoint(path)))
 
     @staticmethod
-    def _load(model, state, src):
-        own = model.state_dict()
-        for k, v in state.items():
-            if k in own and own[k].shape != v.shape:
-                raise ConfigError(
-                    f'{src}: {k} has shape {tuple(v.shape)} in the checkpoint '
-                    f'but {tuple(own[k].shape)} in the model; the checkpoint '
-                    'is another detector or class count (set num_classes to '
-                    'match the teacher checkpoint)')
-        missing = [k for k in own if k not in state and 'fake_quant.' not in k]
-        if missing:
-            MMLogger.get_current_instance().warning(
-                f'{src}: {len(missing)} weights missing, e.g. {missing[:3]}')
+    def _load(model, state, src, role):
+        """Load ``state`` into the student or teacher; every weight must be
+        set, with its shape, and nothing left over (fake-quant state
+        excepted: float checkpoints have none)."""
+        check_state_dict(
+            model, state, src, role,
+            'the checkpoint is another detector, size or class count: set '
+            'model.init_checkpoint (and teacher_checkpoint) to the float '
+            'checkpoint of this architecture (same num_classes; convert '
+            'Ultralytics weights with tools/model_converters/'
+            'yolov5_to_mmyolo.py or yolo11_to_mmyolo.py), or pick the '
+            'configs/zsq/ config of that detector', ignore=FAKE_QUANT)
         model.load_state_dict(state, strict=False)
 
     # -------------------------------------------------------------- modes
@@ -214,6 +206,7 @@ class QuantDistillAlgorithm(BaseAlgorithm):
         w = self.loss_weights
         with self.student_recorders:
             det_losses = self.architecture(inputs, data_samples, mode='loss')
+        det_losses = undo_world_size_scaling(self.architecture, det_losses)
         losses = {}
         for k, v in det_losses.items():
             if 'loss' in k:
