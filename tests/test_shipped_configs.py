@@ -2,7 +2,8 @@
 
 Only what a toy run needs is overridden (:func:`toy_overrides`): random
 weights, a 2-image Stage I at 64 px, a 64 px training/eval resolution, 2
-training iterations and the data roots (a tiny generated COCO folder).
+training iterations, the data roots (a tiny generated COCO folder) and no
+dataloader worker processes.
 Optimizer, ``paramwise_cfg``, schedulers, hooks and loops stay as shipped.
 
 * every config under ``configs/{zsq,synthesis,yolo11}/`` builds its full
@@ -22,8 +23,7 @@ import pytest
 import torch
 from mmengine.config import Config
 
-from mmzsq.utils.cli import build_runner
-from mmzsq.utils.data_roots import normalize_root_env
+from mmzsq.utils.cli import build_runner, load_config
 from mmzsq.utils.zsq_config import fill_synthesis_teacher
 from tests.conftest import ROOT
 from tests.data.tiny_coco import make_tiny_coco
@@ -64,6 +64,10 @@ def toy_overrides(cfg: Config, coco_root: str, set_root: str) -> dict:
         loader = cfg.get(f'{split}_dataloader')
         if not loader:
             continue
+        # no worker processes: on 2 cores each forked worker costs ~2 s to
+        # start and a loader ~5 s to shut down (measured), x 3 loaders
+        opts[f'{split}_dataloader.num_workers'] = 0
+        opts[f'{split}_dataloader.persistent_workers'] = False
         key, ds = f'{split}_dataloader.dataset', loader.dataset
         if split == 'train':
             if _is_synthetic(ds):
@@ -99,8 +103,7 @@ def as_cli(opts: dict) -> list:
 
 
 def load_toy(path, coco_root, set_root, work_dir):
-    normalize_root_env()
-    cfg = Config.fromfile(path, format_python_code=False)  # as the tools
+    cfg = load_config(path)  # as the tools read it
     opts = toy_overrides(cfg, coco_root, set_root)
     cfg.merge_from_dict(opts)
     cfg.work_dir = str(work_dir)
@@ -159,7 +162,8 @@ def test_config_builds_its_full_runner(path, tiny_coco, tmp_path):
         if cfg.get(f'{split}_cfg'):
             getattr(runner, f'build_{split}_loop')(cfg[f'{split}_cfg'])
     hooks = {type(h).__name__ for h in runner.hooks}
-    assert {'CheckpointHook', 'LoggerHook', 'ParamSchedulerHook'} <= hooks
+    assert {'CheckpointHook', 'LoggerHook'} <= hooks
+    assert any('ParamSchedulerHook' in h for h in hooks)  # (mmyolo's too)
 
 
 def _tool(name):

@@ -16,10 +16,10 @@ except ImportError as e:  # pragma: no cover
     sys.exit(f'error: mmzsq is not importable ({e}); run `make install` '
              'in the mmzsq checkout, or `pip install -e .` there.')
 
-from mmengine.config import Config, DictAction  # noqa: E402
+from mmengine.config import DictAction  # noqa: E402
 
 from mmzsq.utils.cli import (UserError, exit_on_user_error,  # noqa: E402
-                             finish_distributed)
+                             finish_distributed, load_config)
 from mmzsq.utils.zsq_config import fill_synthesis_teacher  # noqa: E402
 
 
@@ -48,8 +48,7 @@ def main(argv=None):
     with exit_on_user_error():
         if not osp.isfile(args.config):
             raise UserError(f'config not found: {args.config}')
-        # no yapf pass over the logged/dumped config: ~3-6 s per Runner
-        cfg = Config.fromfile(args.config, format_python_code=False)
+        cfg = load_config(args.config)
         if args.cfg_options:
             cfg.merge_from_dict(args.cfg_options)
         fill_synthesis_teacher(cfg)

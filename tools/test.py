@@ -11,13 +11,12 @@ except ImportError as e:  # pragma: no cover - exercised from the shell
     sys.exit(f'error: mmzsq is not importable ({e}); run `make install` '
              'in the mmzsq checkout, or `pip install -e .` there.')
 
-from mmengine.config import Config, DictAction  # noqa: E402
+from mmengine.config import DictAction  # noqa: E402
 
 from mmzsq.utils.cli import (build_runner, check_checkpoint,  # noqa: E402
                              check_runner_checkpoint, exit_on_user_error,
-                             finish_distributed)
-from mmzsq.utils.data_roots import (check_coco_data,  # noqa: E402
-                                    normalize_root_env)
+                             finish_distributed, load_config)
+from mmzsq.utils.data_roots import check_coco_data  # noqa: E402
 
 
 def parse_args(argv=None):
@@ -47,9 +46,7 @@ def main(argv=None):
     args = parse_args(argv)
     with exit_on_user_error():
         check_checkpoint(args.checkpoint)
-        normalize_root_env()
-        # no yapf pass over the logged/dumped config: ~3-6 s per Runner
-        cfg = Config.fromfile(args.config, format_python_code=False)
+        cfg = load_config(args.config)
         cfg.launcher = args.launcher
         if args.cfg_options is not None:
             cfg.merge_from_dict(args.cfg_options)
