@@ -127,6 +127,10 @@ def _check_zsq_config(name, cfg):
     w, a = map(int, re.search(r'w(\d)a(\d)', name).groups())
     assert (model.quantizer.w_bits, model.quantizer.a_bits) == (w, a)
     assert model.quant_mode == ('ptq' if '_ptq_' in name else 'qat')
+    # no official mmyolo YOLO11 weights: a converted Ultralytics .pt
+    assert model.init_checkpoint.startswith(
+        'work_dirs/weights/yolo11' if name.startswith('yolo11_')
+        else 'https://download.openmmlab')
     assert model.quantizer.get('a_lsq_plus', False) == ('-plus-' in name)
     lw = model.loss_weights
     if '_no-det_' in name:

@@ -4,6 +4,10 @@
 _base_ = ['mmdet::mask_rcnn/mask-rcnn_r50_fpn_1x_coco.py',
           './data_mask-rcnn_synthetic.py', './synthesis_mask-rcnn_r50.py']
 float_checkpoint = 'https://download.openmmlab.com/mmdetection/v2.0/mask_rcnn/mask_rcnn_r50_fpn_1x_coco/mask_rcnn_r50_fpn_1x_coco_20200205-d4b0c5d6.pth'  # noqa
+# the float checkpoint carries the backbone: no ImageNet (torchvision://)
+# download, which also needs torchvision
+arch = _base_.model
+arch.backbone.init_cfg = None
 custom_imports = dict(imports=['mmzsq'], allow_failed_imports=False)
 
 zsq_dataset = _base_.zsq_train_dataset
@@ -23,7 +27,7 @@ test_evaluator = val_evaluator
 model = dict(
     _delete_=True,
     type='mmzsq.QuantDistillAlgorithm',
-    architecture=_base_.model,
+    architecture=arch,
     init_checkpoint=float_checkpoint,
     quantizer=dict(type='mmzsq.EagerLSQQuantizer', w_bits=8, a_bits=8),
     quant_mode='qat',
