@@ -5,6 +5,8 @@ VENV      ?= .venv
 PY        := $(VENV)/bin/python
 SHARED    ?= ../shared
 WORK_DIR  ?= work_dirs/demo
+# the suite runs in 2 pytest-xdist processes of 1 thread each (2 cores)
+TEST_WORKERS ?= 2
 
 .PHONY: install test demo clean
 
@@ -12,7 +14,8 @@ install:
 	bash tools/misc/install.sh $(VENV)
 
 test: install
-	$(PY) -m pytest -q tests
+	OMP_NUM_THREADS=$${OMP_NUM_THREADS:-1} $(PY) -m pytest -q -n $(TEST_WORKERS) \
+	  --dist worksteal tests
 
 demo: install
 	$(PY) tools/demo.py --work-dir $(WORK_DIR)

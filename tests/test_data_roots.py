@@ -109,11 +109,9 @@ def test_train_checks_val_data_before_stage_one(tmp_path):
     assert not set_dir.exists()  # Stage I never started
 
 
-def test_test_py_missing_val_images(coco, tmp_path):
+def test_test_py_missing_val_images(coco, yolov5n_mmyolo_ckpt):
     shutil.rmtree(coco + 'val2017')
-    ckpt = tmp_path / 'c.pth'
-    ckpt.write_bytes(b'')
-    out = _tool(['tools/test.py', FP_CFG, str(ckpt)],
+    out = _tool(['tools/test.py', FP_CFG, yolov5n_mmyolo_ckpt],
                 dict(MMZSQ_COCO_ROOT=coco.rstrip('/')))
     assert out.returncode != 0
     last = out.stderr.strip().splitlines()[-1]

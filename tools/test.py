@@ -60,10 +60,10 @@ def main(argv=None):
             from mmdet.engine.hooks.utils import trigger_visualization_hook
             args.show, args.wait_time = False, 0
             cfg = trigger_visualization_hook(cfg, args)
-        check_coco_data(cfg, ('test', ))
         runner = build_runner(cfg)
         # before testing: load_from is loaded with strict=False
         check_runner_checkpoint(runner, args.checkpoint, args.config)
+        check_coco_data(cfg, ('test', ))
         if args.out is not None:
             from mmdet.evaluation import DumpDetResults
             runner.test_evaluator.metrics.append(

@@ -66,7 +66,6 @@ def main(argv=None):
             cfg.resume = True
             cfg.load_from = args.resume
         fill_synthesis_teacher(cfg)  # Stage I teacher = the float model
-        check_coco_data(cfg, ('train', 'val'))
         runner = build_runner(cfg)
         # load_from / --resume are loaded with strict=False: check first
         ckpt = cfg.get('load_from')
@@ -75,6 +74,8 @@ def main(argv=None):
             ckpt = find_latest_checkpoint(runner.work_dir)
         if ckpt:
             check_runner_checkpoint(runner, ckpt, args.config, use='train')
+        # data checks before Stage I (which runs inside runner.train())
+        check_coco_data(cfg, ('train', 'val'))
         runner.train()
         finish_distributed()
 

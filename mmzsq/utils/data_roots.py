@@ -51,7 +51,9 @@ def _var_for(path: str, environ) -> Optional[str]:
 
 
 def _hint(path: str, default_var: str, environ) -> str:
-    var = _var_for(path, environ) or default_var
+    own = environ.get(default_var)
+    var = default_var if own and osp.abspath(path).startswith(
+        osp.abspath(own)) else (_var_for(path, environ) or default_var)
     what, layout, example = ROOT_VARS[var]
     if environ.get(var):
         return (f'${var}={environ[var]} does not hold a COCO-format {what} '
