@@ -148,24 +148,40 @@ class QuantDistillAlgorithm(BaseAlgorithm):
         self.teacher_recorders.initialize(self.teacher)
 
     # ------------------------------------------------------------ weights
-    def init_weights(self):
-        """Load the float checkpoint into student and teacher (training
-        start only; tools/test.py and --resume load quantized checkpoints
-        over the model instead)."""
+    def load_teacher(self) -> nn.Module:
+        """The frozen float teacher with its weights loaded (once).
+
+        Stage I (:class:`mmzsq.ZSQTrainLoop`) asks for it when the train
+        loop is built, before the Runner initialises the weights; without a
+        checkpoint the teacher is the randomly initialised student (and the
+        student keeps that initialisation)."""
+        if getattr(self, '_teacher_loaded', False):
+            return self.teacher
         logger = MMLogger.get_current_instance()
-        if self.init_checkpoint is None:
+        if self.teacher_checkpoint is None:
             self.architecture.init_weights()
             self._load(self.teacher, self._float_state(self.architecture),
                        'the student init', 'the teacher')
             logger.info('QuantDistillAlgorithm: no init_checkpoint, teacher '
                         '= randomly initialised student')
+        else:
+            self._load(self.teacher, self._read(self.teacher_checkpoint),
+                       self.teacher_checkpoint, 'the teacher')
+        self._teacher_loaded = True
+        return self.teacher
+
+    def init_weights(self):
+        """Load the float checkpoint into student and teacher (training
+        start only; tools/test.py and --resume load quantized checkpoints
+        over the model instead)."""
+        self.load_teacher()
+        if self.init_checkpoint is None:
             return
         self._load(self.architecture, self._read(self.init_checkpoint),
                    self.init_checkpoint, 'the student (model.architecture)')
-        self._load(self.teacher, self._read(self.teacher_checkpoint),
-                   self.teacher_checkpoint, 'the teacher')
-        logger.info(f'QuantDistillAlgorithm: student and teacher from '
-                    f'{self.init_checkpoint}')
+        MMLogger.get_current_instance().info(
+            f'QuantDistillAlgorithm: student from {self.init_checkpoint}, '
+            f'teacher from {self.teacher_checkpoint}')
 
     @staticmethod
     def _float_state(model):
