@@ -174,8 +174,11 @@ class QuantDistillAlgorithm(BaseAlgorithm):
         """Load the float checkpoint into student and teacher (training
         start only; tools/test.py and --resume load quantized checkpoints
         over the model instead)."""
+        random_student = self.teacher_checkpoint is None  # = the teacher
         self.load_teacher()
         if self.init_checkpoint is None:
+            if not random_student:
+                self.architecture.init_weights()
             return
         self._load(self.architecture, self._read(self.init_checkpoint),
                    self.init_checkpoint, 'the student (model.architecture)')
