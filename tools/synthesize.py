@@ -1,9 +1,11 @@
-# Stage I alone: synthesise the task-specific calibration set a config's
-# train_dataloader.dataset (type='mmzsq.SyntheticDetDataset') describes.
+# Stage I alone: synthesise the task-specific calibration set of a config
+# whose train_cfg is mmzsq.ZSQTrainLoop with a synthesis=dict(...).
 #   python tools/synthesize.py configs/synthesis/yolov5_n-v61_coco.py
+#   python tools/synthesize.py configs/zsq/yolov5_n_w4a8.py
 #   torchrun --nproc_per_node 8 tools/synthesize.py CFG --launcher pytorch
-# Resumes: finished batches are kept; a set made with other settings is
-# refused.
+# It builds the config's training Runner and its train loop (which runs Stage
+# I), and stops before Stage II.  Resumes: finished batches are kept; a set
+# made with other settings or by another teacher is refused.
 import argparse
 import os
 import os.path as osp
@@ -18,18 +20,18 @@ except ImportError as e:  # pragma: no cover
 
 from mmengine.config import DictAction  # noqa: E402
 
-from mmzsq.utils.cli import (UserError, exit_on_user_error,  # noqa: E402
-                             finish_distributed, load_config)
-from mmzsq.utils.zsq_config import fill_synthesis_teacher  # noqa: E402
+from mmzsq.utils.cli import (UserError, build_runner,  # noqa: E402
+                             exit_on_user_error, finish_distributed,
+                             load_config)
 
 
 def parse_args(argv=None):
     p = argparse.ArgumentParser(
         description='mmzsq Stage I: synthesise a calibration set')
-    p.add_argument('config', help='config whose train_dataloader.dataset '
-                   'carries synthesis=dict(...)')
-    p.add_argument('--set-dir', help='output set directory (default: the '
-                   "dataset's data_root)")
+    p.add_argument('config', help='config whose train_cfg carries '
+                   'synthesis=dict(...)')
+    p.add_argument('--set-dir', help='output set directory (default: '
+                   "train_dataloader.dataset.data_root)")
     p.add_argument('--work-dir', help='logs (default: <set>/logs)')
     p.add_argument('--num-images', type=int, help='override num_images')
     p.add_argument('--cfg-options', nargs='+', action=DictAction,
@@ -40,50 +42,50 @@ def parse_args(argv=None):
     return p.parse_args(argv)
 
 
+def stage_one_config(args):
+    cfg = load_config(args.config)
+    if args.cfg_options:
+        cfg.merge_from_dict(args.cfg_options)
+    train_cfg = cfg.get('train_cfg') or {}
+    if not train_cfg.get('synthesis'):
+        raise UserError(
+            f'{args.config}: train_cfg has no synthesis=dict(...); use '
+            "train_cfg=dict(type='mmzsq.ZSQTrainLoop', synthesis=...) (see "
+            'configs/synthesis/yolov5_n-v61_coco.py)')
+    syn = train_cfg.synthesis
+    syn.progress_bar = True
+    if args.num_images:
+        syn.num_images = args.num_images
+    ds = cfg.train_dataloader.dataset
+    if args.set_dir:
+        ds.data_root = osp.join(args.set_dir, '')
+    if not ds.get('data_root'):
+        raise UserError('no set directory: give train_dataloader.dataset a '
+                        'data_root or pass --set-dir')
+    cfg.work_dir = args.work_dir or osp.join(ds.data_root, 'logs')
+    cfg.launcher = args.launcher
+    cfg.load_from, cfg.resume = None, False
+    return cfg
+
+
 def main(argv=None):
     args = parse_args(argv)
     if 'LOCAL_RANK' not in os.environ:
         os.environ['LOCAL_RANK'] = str(args.local_rank)
-    from mmzsq.synthesis import SetMismatchError, generate_synthetic_set
     with exit_on_user_error():
         if not osp.isfile(args.config):
             raise UserError(f'config not found: {args.config}')
-        cfg = load_config(args.config)
-        if args.cfg_options:
-            cfg.merge_from_dict(args.cfg_options)
-        fill_synthesis_teacher(cfg)
-        ds = cfg.get('train_dataloader', {}).get('dataset', {})
-        synthesis = ds.get('synthesis')
-        if not synthesis:
-            raise UserError(
-                f'{args.config}: train_dataloader.dataset has no synthesis='
-                "dict(...); use type='mmzsq.SyntheticDetDataset' with "
-                "synthesis=dict(**_base_.synthesis, teacher=..., "
-                'teacher_checkpoint=...)')
-        synthesis = synthesis.to_dict() if hasattr(synthesis, 'to_dict') \
-            else dict(synthesis)
-        if args.num_images:
-            synthesis['num_images'] = args.num_images
-        set_dir = args.set_dir or ds.get('data_root')
-        if not set_dir:
-            raise UserError('no set directory: give the dataset a data_root '
-                            'or pass --set-dir')
-        if args.launcher != 'none':
-            from mmengine.dist import init_dist
-            init_dist(args.launcher, backend='gloo' if not
-                      __import__('torch').cuda.is_available() else 'nccl')
-        try:
-            out = generate_synthetic_set(synthesis, set_dir,
-                                         work_dir=args.work_dir,
-                                         progress_bar=True)
-        except SetMismatchError as e:
-            raise UserError(str(e)) from None
-        except ValueError as e:  # bad settings: one line naming the fix
-            raise UserError(str(e)) from None
-        coco = out['coco']
+        cfg = stage_one_config(args)
+        runner = build_runner(cfg)
+        loop = runner.build_train_loop(cfg.train_cfg)  # runs Stage I
+        from mmzsq.synthesis import SyntheticSet
+        set_dir = cfg.train_dataloader.dataset.data_root
+        coco = SyntheticSet(set_dir).read_index()
+        stats = loop.synthesis_stats or {}
         print(f'\n{set_dir}: {len(coco["images"])} images, '
-              f'{len(coco["annotations"])} boxes, '
-              f'{out["stats"]["elapsed_s"]:.1f}s')
+              f'{len(coco["annotations"])} boxes'
+              + (f', {stats["elapsed_s"]:.1f}s' if stats else
+                 ' (complete already)'))
         finish_distributed()
 
 

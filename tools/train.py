@@ -1,5 +1,6 @@
-# Train (QAT) a detector with mmzsq.  For a zero-shot config this runs Stage I
-# (synthetic calibration set, generated on first use) and then Stage II.
+# Train (QAT) a detector with mmzsq.  For a zero-shot config the Runner's
+# train loop (mmzsq.ZSQTrainLoop) runs Stage I (the synthetic calibration set,
+# made on first use, resumed if interrupted) and then Stage II.
 import argparse
 import os
 import os.path as osp
@@ -18,7 +19,6 @@ from mmzsq.utils.cli import (build_runner,  # noqa: E402
                              check_runner_checkpoint, exit_on_user_error,
                              finish_distributed, load_config)
 from mmzsq.utils.data_roots import check_coco_data  # noqa: E402
-from mmzsq.utils.zsq_config import fill_synthesis_teacher  # noqa: E402
 
 
 def parse_args(argv=None):
@@ -65,7 +65,6 @@ def main(argv=None):
         elif args.resume is not None:
             cfg.resume = True
             cfg.load_from = args.resume
-        fill_synthesis_teacher(cfg)  # Stage I teacher = the float model
         runner = build_runner(cfg)
         # load_from / --resume are loaded with strict=False: check first
         ckpt = cfg.get('load_from')

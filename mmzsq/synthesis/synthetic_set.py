@@ -305,6 +305,12 @@ class SyntheticSet:
                 'resumes and redoes that batch)')
         return True
 
+    def classes(self) -> List[str]:
+        """The set's class names (its categories, by id)."""
+        coco = self.read_index() or {}
+        cats = sorted(coco.get('categories', []), key=lambda c: c['id'])
+        return [c['name'] for c in cats]
+
     def recorded(self) -> dict:
         """What the set says it was made for: ``num_classes``,
         ``teacher_hash``, ``teacher_checkpoint`` from ``meta.json``, else

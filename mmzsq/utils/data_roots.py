@@ -98,14 +98,15 @@ def _missing(paths: Iterable[str]) -> Optional[str]:
 def check_coco_data(cfg, splits=('val', ), environ=os.environ) -> None:
     """Refuse a run whose ``splits`` (any of ``'train'``, ``'val'``,
     ``'test'``) name data that is not there.  A synthetic train set is
-    skipped (Stage I makes it); so is a split the config switches off."""
+    skipped (Stage I makes it: ``train_cfg.synthesis``); so is a split the
+    config switches off."""
     for split in splits:
         loader = cfg.get(f'{split}_dataloader')
         if not loader or (split != 'train' and not cfg.get(f'{split}_cfg')):
             continue
         ds = loader.get('dataset')
-        if isinstance(ds, dict) and 'SyntheticDetDataset' in str(
-                ds.get('type', '')):
+        if split == 'train' and (cfg.get('train_cfg') or {}).get(
+                'synthesis') is not None:
             continue
         paths = list(_dataset_paths(ds))
         if split != 'train':

@@ -1,5 +1,7 @@
 # Small measured Stage I job: one label source (ALS / MultiSample / Tile /
-# Random / noise) on a config's teacher, then label-image agreement.
+# Random / noise) on a config's teacher (a zsq config or a Stage-I-only one:
+# train_cfg=mmzsq.ZSQTrainLoop with synthesis=...), then label-image
+# agreement.
 #   python tools/analysis/compare_label_sources.py CFG --variant als \
 #       --num-images 16 --label-iters 100 --image-iters 40 --out work_dirs/cmp
 # Every variant synthesises its final images with the same stage-B budget;
@@ -37,12 +39,11 @@ def main(argv=None):
     p.add_argument('--lr', type=float, default=0.2)
     p.add_argument('--out', default='work_dirs/label_sources')
     args = p.parse_args(argv)
-    from mmengine.config import Config
-
     from mmzsq.evaluation import label_image_agreement
-    from mmzsq.synthesis import DetectorAdapter, generate_synthetic_set
-    cfg = Config.fromfile(args.config)
-    syn = cfg.train_dataloader.dataset.synthesis.to_dict()
+    from mmzsq.synthesis import DetectorAdapter
+    from mmzsq.utils.cli import build_runner, load_config
+    cfg = load_config(args.config)
+    syn = cfg.train_cfg.synthesis
     v = args.variant
     stages = [dict(resolution=args.image_res,
                    iters=0 if v == 'noise' else args.image_iters,
@@ -50,37 +51,31 @@ def main(argv=None):
     if v == 'als':
         stages.insert(0, dict(resolution=args.label_res,
                               iters=args.label_iters, label_sampling=True))
-        syn['als'] = dict(syn['als'], interval=args.als_interval)
+        syn.als = dict(syn.als, interval=args.als_interval)
     else:
-        syn.pop('als', None)
+        syn.als = None
     syn.update(num_images=args.num_images, batch_size=args.batch_size,
                stages=stages, label_sampler=SAMPLERS[v], lr=args.lr,
                log_interval=10)
-    set_dir = osp.join(args.out, v)
+    set_dir = osp.join(args.out, v, '')
+    cfg.train_dataloader.dataset.data_root = set_dir
+    cfg.work_dir = osp.join(set_dir, 'logs')
+    runner = build_runner(cfg)
     t0 = time.time()
-    out = generate_synthetic_set(syn, set_dir)
+    loop = runner.build_train_loop(cfg.train_cfg)  # Stage I
     elapsed = time.time() - t0
-    coco = out['coco']
+    stats = loop.synthesis_stats or dict(elapsed_s=elapsed)
+    from mmzsq.synthesis import SyntheticSet
+    coco = SyntheticSet(set_dir).read_index()
     n_img = len(coco['images'])
     img_iters = sum(s['iters'] for s in stages) * n_img
     import mmengine
-    from mmengine.registry import DefaultScope
-    from mmengine.runner import load_checkpoint
-
-    from mmzsq.synthesis.generate import _default_scope
-    scope = _default_scope(syn['teacher'])
-    import importlib
-    importlib.import_module(f'{scope}.models')
-    reg = importlib.import_module(f'{scope}.registry').MODELS
-    with DefaultScope.overwrite_default_scope(scope):
-        model = reg.build(cfg.model)
-    load_checkpoint(model, syn['teacher_checkpoint'], map_location='cpu',
-                    logger='silent')
-    agree = label_image_agreement(DetectorAdapter(model), set_dir)
+    model = runner.model
+    teacher = model.teacher if hasattr(model, 'load_teacher') else model
+    agree = label_image_agreement(DetectorAdapter(teacher), set_dir)
     row = dict(variant=v, images=n_img, stages=stages,
                time_s=round(elapsed, 1),
-               img_it_per_s=round(img_iters / max(out['stats']['elapsed_s'],
-                                                  1e-9), 2),
+               img_it_per_s=round(img_iters / max(stats['elapsed_s'], 1e-9), 2),
                boxes_per_img=round(len(coco['annotations']) / n_img, 2),
                classes=len({a['category_id'] for a in coco['annotations']}),
                mAP50=round(agree['bbox_mAP_50'], 3),

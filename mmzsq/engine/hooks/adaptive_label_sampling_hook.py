@@ -2,7 +2,7 @@
 from typing import Optional, Tuple, Union
 
 import torch
-from mmdet.structures.bbox import bbox_overlaps
+from mmdet.structures.bbox import HorizontalBoxes, bbox_overlaps
 from mmengine.hooks import Hook
 from torch import Tensor
 
@@ -10,7 +10,7 @@ from mmzsq.registry import HOOKS
 
 
 def box_area(b: Tensor) -> Tensor:
-    return (b[:, 2] - b[:, 0]).clamp(min=0) * (b[:, 3] - b[:, 1]).clamp(min=0)
+    return HorizontalBoxes(b.clamp(min=0)).areas.clamp(min=0)
 
 
 def adaptive_label_update(boxes: Tensor, labels: Tensor, pred_boxes: Tensor,
@@ -25,8 +25,10 @@ def adaptive_label_update(boxes: Tensor, labels: Tensor, pred_boxes: Tensor,
        added) is < ``iou_thr`` and whose area is in [min_area, max_area]
        becomes a label with the predicted class (``allow_add(cls)`` may veto
        it -- the class-balance prior);
-    3. remove: if the image has more than one label, labels whose max IoU
-       with every candidate is < ``iou_thr`` are dropped;
+    3. remove: if the image has more than one label and the teacher has
+       candidates on it, labels whose max IoU with every candidate is
+       < ``iou_thr`` are dropped (an image without candidates keeps its
+       labels: the teacher finding nothing is no evidence against them);
     4. at least one label stays (the best-supported one).
     """
     keep = pred_scores > conf_thr
@@ -44,11 +46,8 @@ def adaptive_label_update(boxes: Tensor, labels: Tensor, pred_boxes: Tensor,
             continue
         boxes = torch.cat([boxes, cb[j:j + 1]])
         labels = torch.cat([labels, cl[j:j + 1]])
-    if len(boxes) > 1:
-        if len(cb):
-            support = bbox_overlaps(boxes, cb).max(1).values
-        else:
-            support = boxes.new_zeros(len(boxes))
+    if len(boxes) > 1 and len(cb):
+        support = bbox_overlaps(boxes, cb).max(1).values
         stay = support >= iou_thr
         if not bool(stay.any()):
             stay[int(support.argmax())] = True
@@ -59,7 +58,8 @@ def adaptive_label_update(boxes: Tensor, labels: Tensor, pred_boxes: Tensor,
 @HOOKS.register_module()
 class AdaptiveLabelSamplingHook(Hook):
     """Every ``interval`` pixel-update steps inside ``[warmup, early_exit]``
-    of a label-sampling stage of :class:`SynthesisLoop`, the teacher predicts
+    of a label-sampling stage of :class:`SynthesisLoop` (its
+    ``after_synthesis_iter`` hook point), the teacher predicts
     on the current images and :func:`adaptive_label_update` edits each
     image's labels.
 
@@ -111,9 +111,9 @@ class AdaptiveLabelSamplingHook(Hook):
             counts[cls] += 1
         return ok
 
-    def after_train_iter(self, runner, batch_idx: int, data_batch=None,
-                         outputs=None) -> None:
-        loop = runner.train_loop
+    def after_synthesis_iter(self, runner, loop) -> None:
+        """The custom hook point of :class:`SynthesisLoop` (``loop``: the
+        loop whose ``labels`` this edits)."""
         stage = getattr(loop, 'stage', None)
         if stage is None or not stage.get('label_sampling', False):
             return
@@ -138,4 +138,4 @@ class AdaptiveLabelSamplingHook(Hook):
         loop.labels = new
         self.num_updates += 1
         runner.message_hub.update_scalar(
-            'train/boxes_per_img', sum(len(b) for b, _ in new) / len(new))
+            'synthesis/boxes_per_img', sum(len(b) for b, _ in new) / len(new))

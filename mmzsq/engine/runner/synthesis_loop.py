@@ -1,5 +1,6 @@
 """The inversion engine: an MMEngine Loop whose iterations are pixel-update
 steps (paper §3.1, Eq. 6)."""
+import datetime
 import math
 import time
 from typing import Dict, List, Optional, Sequence
@@ -9,7 +10,7 @@ import torch.nn.functional as F
 from mmengine.runner import BaseLoop
 from torch import Tensor
 
-from mmzsq.registry import LOOPS, MODELS, TASK_UTILS
+from mmzsq.registry import HOOKS, LOOPS, MODELS, TASK_UTILS
 from mmzsq.utils.errors import ConfigError
 
 
@@ -52,6 +53,18 @@ class SynthesisLoop(BaseLoop):
     ``PatchSimilarityEntropyLoss``), ``TotalVariationLoss``, ``ImageL2Loss``
     (each carrying its own ``loss_weight``).  Adam with cosine annealing on
     [0, 1] pixel images, cutout / optional jitter + flip, clamp to [0, 1].
+
+    The loop runs inside another loop's Runner (it is not the Runner's
+    train loop, see :class:`ZSQTrainLoop`), so it calls no Runner hook of
+    training.  Its own ``hooks`` (e.g. :class:`AdaptiveLabelSamplingHook`)
+    and any Runner hook that defines them get the custom hook points
+    ``after_synthesis_iter(runner, loop)`` and
+    ``after_synthesis_batch(runner, loop, batch)``.  Every
+    ``log_interval`` steps it logs the loss terms, img-it/s and the ETA;
+    ``progress_bar`` shows MMEngine's ProgressBar over the batches.
+    ``keep_best``: write, per batch, the images of the step with the lowest
+    loss in the last stage (the official code keeps such a snapshot)
+    instead of the last step's.
     """
 
     def __init__(self, runner, dataloader=None, *, adapter, writer,
@@ -72,7 +85,8 @@ class SynthesisLoop(BaseLoop):
                  amp: bool = True, channels_last: bool = True,
                  size_divisor: int = 32,
                  seed: int = 0, progress_bar: bool = False,
-                 on_batch_done=None):
+                 hooks: Sequence = (), log_interval: int = 50,
+                 keep_best: bool = False, on_batch_done=None):
         super().__init__(runner, _Steps(0))
         self.adapter, self.writer = adapter, writer
         self.batches = list(batches)
@@ -107,7 +121,12 @@ class SynthesisLoop(BaseLoop):
             model.to(memory_format=torch.channels_last)
         self.seed = seed
         self.progress_bar = progress_bar
+        self.hooks = [HOOKS.build(h) if isinstance(h, dict) else h
+                      for h in hooks]
+        self.log_interval = max(int(log_interval), 1)
+        self.keep_best = keep_best
         self.on_batch_done = on_batch_done
+        self._t_start, self._steps_run = time.perf_counter(), 0
         self.steps_per_batch = sum(int(s['iters']) for s in self.stages)
         self._max_iters = self.steps_per_batch * len(self.batches)
         self.dataloader = _Steps(self._max_iters)
@@ -275,13 +294,20 @@ class SynthesisLoop(BaseLoop):
             f'{getattr(self.writer, "set_dir", "the set")} and rerun')
 
     # -- loop -----------------------------------------------------------------
+    def call_hook(self, fn_name: str, **kwargs) -> None:
+        """A custom hook point: this loop's hooks, then the Runner's hooks
+        that define it (MMEngine calls only hooks that have the method)."""
+        for hook in self.hooks:
+            if hasattr(hook, fn_name):
+                getattr(hook, fn_name)(self.runner, loop=self, **kwargs)
+        self.runner.call_hook(fn_name, loop=self, **kwargs)
+
     def run(self):
-        self.runner.call_hook('before_train')
-        self.runner.call_hook('before_train_epoch')
         bar = None
         if self.progress_bar and self.runner.rank == 0:
             from mmengine.utils import ProgressBar
             bar = ProgressBar(len(self.batches))
+        self._t_start, self._steps_run = time.perf_counter(), 0
         try:
             for k in self.batches:
                 if self.writer.batch_done(k):
@@ -294,8 +320,8 @@ class SynthesisLoop(BaseLoop):
         finally:
             if self.prior_loss is not None:
                 self.prior_loss.remove()
-        self.runner.call_hook('after_train_epoch')
-        self.runner.call_hook('after_train')
+        if bar is not None:
+            print(flush=True)
         return self.adapter.model
 
     def _init_images(self, n: int, size, g: torch.Generator) -> Tensor:
@@ -304,64 +330,99 @@ class SynthesisLoop(BaseLoop):
                                                          generator=g)
         return x.clamp(0, 1).to(self.device)
 
+    def _stage_images(self, images, stage, n, g):
+        size = self._size(stage['resolution'])
+        if images is None or stage.get('reinit_images', True):
+            return self._init_images(n, size, g)
+        return F.interpolate(images, size=size, mode='bilinear',
+                             align_corners=False).clamp(0, 1)
+
     def run_batch(self, k: int) -> None:
-        runner = self.runner
         self.batch_index = k
         g = torch.Generator().manual_seed(self.seed * 1000003 + k)
         n = min(self.batch_size, self.num_images - k * self.batch_size)
         self.labels = self.label_sampler(n, self.adapter.num_classes, g)
         images = None
+        last = len(self.stages) - 1
         for si, stage in enumerate(self.stages):
             self.stage = stage
-            size = self._size(stage['resolution'])
-            if images is None or stage.get('reinit_images', True):
-                images = self._init_images(n, size, g)
-            else:
-                images = F.interpolate(images, size=size, mode='bilinear',
-                                       align_corners=False).clamp(0, 1)
-            iters = int(stage['iters'])
-            if iters == 0:
+            images = self._stage_images(images, stage, n, g)
+            if int(stage['iters']) == 0:
                 self._param = images
                 continue
-            param = images.clone().requires_grad_(True)
-            self._param = param
-            lr = stage.get('lr', self.lr)
-            opt = torch.optim.Adam([param], lr=lr, betas=self.betas)
-            sched = torch.optim.lr_scheduler.CosineAnnealingLR(
-                opt, T_max=iters, eta_min=self.eta_min * lr)
-            lpf = self.low_pass_filter
-            for step in range(1, iters + 1):
-                self.stage_step = step
-                runner.call_hook('before_train_iter', batch_idx=self._iter,
-                                 data_batch=None)
-                t0 = time.perf_counter()
-                opt.zero_grad(set_to_none=True)
-                losses = self.compute_losses(param, self.labels, g)
-                losses['loss'].backward()
-                # the one host sync of the step: the hub's scalars and the
-                # finiteness check
-                values = self._values(losses)
-                self._check_finite(values, k, si, step)
-                opt.step()
-                sched.step()
-                with torch.no_grad():
-                    if lpf and step % lpf.get('interval', 1) == 0:
-                        param.copy_(low_pass(param, lpf.get('d0', 0.5)))
-                    param.clamp_(0, 1)
-                dt = time.perf_counter() - t0
-                hub = runner.message_hub
-                hub.update_info('iter', self._iter)
-                for name, v in values.items():
-                    hub.update_scalar(f'train/{name}', v)
-                hub.update_scalar('train/lr', opt.param_groups[0]['lr'])
-                hub.update_scalar('train/img_it_per_s', n / max(dt, 1e-9))
-                hub.update_scalar('train/stage', si)
-                runner.call_hook('after_train_iter', batch_idx=self._iter,
-                                 data_batch=None, outputs=losses)
-                self._iter += 1
-            images = param.detach()
+            images = self.run_stage(k, si, stage, images, g,
+                                    keep_best=self.keep_best and si == last)
         self.stage, self.stage_step = None, 0
-        images = images.clamp(0, 1)
+        self._write(k, images.clamp(0, 1))
+        self.call_hook('after_synthesis_batch', batch=k)
+        if self.on_batch_done is not None:
+            self.on_batch_done(k)
+
+    def run_stage(self, k: int, si: int, stage: dict, images: Tensor,
+                  g: torch.Generator, keep_best: bool = False) -> Tensor:
+        """``stage['iters']`` Adam steps on ``images``; the final images
+        (or, with ``keep_best``, those of the lowest-loss step)."""
+        iters = int(stage['iters'])
+        param = images.clone().requires_grad_(True)
+        self._param = param
+        lr = stage.get('lr', self.lr)
+        opt = torch.optim.Adam([param], lr=lr, betas=self.betas)
+        sched = torch.optim.lr_scheduler.CosineAnnealingLR(
+            opt, T_max=iters, eta_min=self.eta_min * lr)
+        best, best_loss = None, math.inf
+        for step in range(1, iters + 1):
+            self.stage_step = step
+            t0 = time.perf_counter()
+            opt.zero_grad(set_to_none=True)
+            losses = self.compute_losses(param, self.labels, g)
+            losses['loss'].backward()
+            # the one host sync of the step: log values + finiteness check
+            values = self._values(losses)
+            self._check_finite(values, k, si, step)
+            if keep_best and values['loss'] < best_loss:
+                # the loss was computed on the images before this update
+                best, best_loss = param.detach().clone(), values['loss']
+            opt.step()
+            sched.step()
+            self._project(param, step)
+            self._after_step(k, si, stage, values, opt, len(param),
+                             time.perf_counter() - t0)
+        return param.detach() if best is None else best.clamp(0, 1)
+
+    @torch.no_grad()
+    def _project(self, param: Tensor, step: int) -> None:
+        lpf = self.low_pass_filter
+        if lpf and step % lpf.get('interval', 1) == 0:
+            param.copy_(low_pass(param, lpf.get('d0', 0.5)))
+        param.clamp_(0, 1)
+
+    def _after_step(self, k, si, stage, values, opt, n, dt) -> None:
+        hub = self.runner.message_hub
+        for name, v in values.items():
+            hub.update_scalar(f'synthesis/{name}', v)
+        hub.update_scalar('synthesis/img_it_per_s', n / max(dt, 1e-9))
+        self.call_hook('after_synthesis_iter')
+        self._iter += 1
+        self._steps_run += 1
+        if self.stage_step % self.log_interval == 0 or \
+                self.stage_step == int(stage['iters']):
+            self._log(k, si, stage, values, opt.param_groups[0]['lr'], n)
+
+    def _log(self, k, si, stage, values, lr, n) -> None:
+        elapsed = time.perf_counter() - self._t_start
+        left = self.max_iters - self._iter
+        eta = elapsed / max(self._steps_run, 1) * left
+        terms = '  '.join(f'{name}: {v:.4g}' for name, v in values.items())
+        boxes = sum(len(b) for b, _ in self.labels) / max(len(self.labels),
+                                                            1)
+        self.runner.logger.info(
+            f'Stage I batch {k} ({len(self.done_batches) + 1}/'
+            f'{len(self.batches)}) stage {si} step {self.stage_step}/'
+            f'{stage["iters"]}  {terms}  lr: {lr:.3g}  boxes/img: '
+            f'{boxes:.2f}  {n * self._steps_run / max(elapsed, 1e-9):.1f} '
+            f'img-it/s  ETA {datetime.timedelta(seconds=int(eta))}')
+
+    def _write(self, k: int, images: Tensor) -> None:
         h, w = images.shape[-2:]
         final = self.per_image_losses(images, self.labels)
         worst = next((v for v in final if not math.isfinite(v)), 0.)
@@ -373,5 +434,3 @@ class SynthesisLoop(BaseLoop):
         self.writer.write_batch(k, arrs, [(b.numpy(), c.numpy())
                                           for b, c in plabels], final)
         self.done_batches.append(k)
-        if self.on_batch_done is not None:
-            self.on_batch_done(k)

@@ -1,1 +1,0 @@
-"""mmzsq.visualization"""

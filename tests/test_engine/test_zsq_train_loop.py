@@ -1,0 +1,162 @@
+"""ZSQTrainLoop: Stage I and Stage II in one training Runner, on the
+algorithm's own teacher (tiny random YOLOv5, no ../shared needed)."""
+import json
+import os.path as osp
+import re
+
+import pytest
+import torch
+from mmengine.config import Config
+
+from tests.conftest import ROOT
+from tests.stage_one import hand_set, tiny_yolo
+
+
+PIPELINE = [
+    dict(type='LoadImageFromFile'),
+    dict(type='LoadAnnotations', with_bbox=True),
+    dict(type='mmdet.Resize', scale=(64, 64), keep_ratio=False),
+    dict(type='mmdet.PackDetInputs')]
+
+
+def zsq_cfg(work_dir, set_dir, seed=0, **synthesis):
+    syn = dict(num_images=4, batch_size=2, seed=0, log_interval=1,
+               stages=[dict(resolution=64, iters=2, label_sampling=True),
+                       dict(resolution=64, iters=1)],
+               als=dict(type='mmzsq.AdaptiveLabelSamplingHook', interval=1,
+                        warmup=1, early_exit=2),
+               amp=False, channels_last=False, lr=0.1)
+    syn.update(synthesis)
+    return Config(dict(
+        default_scope='mmyolo', work_dir=str(work_dir),
+        custom_imports=dict(imports=['mmzsq'], allow_failed_imports=False),
+        model=dict(type='mmzsq.QuantDistillAlgorithm',
+                   architecture=tiny_yolo(),
+                   quantizer=dict(type='mmzsq.EagerLSQQuantizer', w_bits=4,
+                                  a_bits=8),
+                   loss_weights=dict(det=0.04, kd=0.1, feat=1.0)),
+        train_dataloader=dict(
+            batch_size=2, num_workers=0, collate_fn=dict(
+                type='yolov5_collate'),
+            sampler=dict(type='DefaultSampler', shuffle=True),
+            dataset=dict(type='YOLOv5CocoDataset', data_root=str(set_dir),
+                         ann_file='annotations.json',
+                         data_prefix=dict(img='images/'),
+                         filter_cfg=dict(filter_empty_gt=False),
+                         pipeline=PIPELINE)),
+        train_cfg=dict(type='mmzsq.ZSQTrainLoop', max_iters=2,
+                       val_interval=10, synthesis=syn),
+        optim_wrapper=dict(optimizer=dict(type='Adam', lr=1e-4)),
+        default_hooks=dict(checkpoint=dict(type='CheckpointHook',
+                                           interval=2, by_epoch=False),
+                           logger=dict(type='LoggerHook', interval=1)),
+        log_processor=dict(by_epoch=False),
+        env_cfg=dict(dist_cfg=dict(backend='gloo')),
+        randomness=dict(seed=seed)))
+
+
+def build(cfg):
+    from mmzsq.utils.cli import build_runner
+    return build_runner(cfg)
+
+
+def test_stage_one_then_two_in_one_runner(tmp_path):
+    from mmzsq.synthesis import SyntheticSet, teacher_hash
+    set_dir = str(tmp_path / 'set')
+    runner = build(zsq_cfg(tmp_path / 'work', set_dir))
+    runner.train()
+    algo = runner.model
+    # Stage I used the algorithm's own teacher (its weights' hash)
+    meta = json.load(open(osp.join(set_dir, 'meta.json')))
+    assert meta['teacher_hash'] == teacher_hash(algo.teacher)
+    assert runner.train_loop.synthesis_stats['done_batches'] == [0, 1]
+    coco = SyntheticSet(set_dir).read_index()
+    assert len(coco['images']) == 4
+    # the plain mmyolo dataset reads the set, with the set's classes
+    ds = runner.train_dataloader.dataset
+    assert type(ds).__name__ == 'YOLOv5CocoDataset' and len(ds) == 4
+    assert ds.metainfo['classes'] == tuple(SyntheticSet(set_dir).classes())
+    # then Stage II trained: quantizers initialised, a checkpoint with the
+    # teacher in it
+    assert runner.iter == 2
+    ckpt = torch.load(osp.join(runner.work_dir, 'iter_2.pth'),
+                      map_location='cpu', weights_only=False)
+    assert any(k.startswith('teacher.') for k in ckpt['state_dict'])
+    # ALS ran on the set's labels (its hook point), and the loop logged
+    log = open(osp.join(runner.log_dir, f'{runner.timestamp}.log')).read()
+    assert re.search(r'Stage I batch 1 \(2/2\) stage 0 step 2/2 .*'
+                     r'img-it/s  ETA', log), log[-3000:]
+    assert 'Iter(train) [2/2]' in log
+
+    # a second Runner reuses the complete set: no synthesis
+    runner2 = build(zsq_cfg(tmp_path / 'work2', set_dir))
+    loop = runner2.build_train_loop(runner2.cfg.train_cfg)
+    assert loop.synthesis_stats is None and len(loop.dataloader.dataset) == 4
+
+
+def test_set_of_another_teacher_or_settings_refused(tmp_path):
+    from mmzsq.utils.errors import SetMismatchError
+    set_dir = str(tmp_path / 'set')
+    runner = build(zsq_cfg(tmp_path / 'w', set_dir, num_images=2))
+    runner.build_train_loop(runner.cfg.train_cfg)
+    # other random weights (seed) = another teacher
+    other = build(zsq_cfg(tmp_path / 'w2', set_dir, seed=1, num_images=2))
+    with pytest.raises(SetMismatchError, match='teacher_hash'):
+        other.build_train_loop(other.cfg.train_cfg)
+    same = build(zsq_cfg(tmp_path / 'w3', set_dir, num_images=2, seed=0))
+    same.cfg.train_cfg.synthesis.batch_size = 1
+    with pytest.raises(SetMismatchError, match='batch_size'):
+        same.build_train_loop(same.cfg.train_cfg)
+
+
+def test_set_without_meta_is_checked_by_its_index(tmp_path):
+    """A set without meta.json (copied, hand-made): its categories give the
+    class count, refused for an 80-class teacher before training reads
+    it."""
+    from mmzsq.utils.errors import SetMismatchError
+    three = str(tmp_path / 'three')
+    hand_set(three)
+    runner = build(zsq_cfg(tmp_path / 'w', three, num_images=3))
+    with pytest.raises(SetMismatchError,
+                       match=r'made for another model: it has 3 classes, '
+                       r'the model 80; point data_root'):
+        runner.build_train_loop(runner.cfg.train_cfg)
+
+
+@pytest.mark.parametrize('change, match', [
+    (dict(teacher=dict(type='YOLODetector')), r"unknown keys \['teacher'\]"),
+    (dict(teacher_checkpoint='x.pth'), 'set model.teacher_checkpoint'),
+    (dict(stages=None), r"lacks \['stages'\]"),
+])
+def test_bad_synthesis_settings_name_the_fix(tmp_path, change, match):
+    from mmzsq.utils.errors import ConfigError
+    runner = build(zsq_cfg(tmp_path / 'w', str(tmp_path / 'set'), **change))
+    with pytest.raises(ConfigError, match=match):
+        runner.build_train_loop(runner.cfg.train_cfg)
+
+
+def test_dataset_must_read_the_set_layout(tmp_path):
+    from mmzsq.utils.errors import ConfigError
+    cfg = zsq_cfg(tmp_path / 'w', str(tmp_path / 'set'))
+    cfg.train_dataloader.dataset.ann_file = 'instances.json'
+    runner = build(cfg)
+    with pytest.raises(ConfigError, match="set ann_file='annotations.json'"):
+        runner.build_train_loop(runner.cfg.train_cfg)
+
+
+def test_no_runner_or_private_state_in_the_library():
+    """One Runner per run: the package builds none (but the tools' one,
+    in ``mmzsq.utils.cli.build_runner``), and writes no mmengine private
+    state."""
+    bad = []
+    for folder, _, files in __import__('os').walk(osp.join(ROOT, 'mmzsq')):
+        for f in files:
+            path = osp.join(folder, f)
+            if not f.endswith('.py') or path.endswith('utils/cli.py'):
+                continue
+            src = open(path).read()
+            for pat in (r'\bRunner\(', r'Runner\.from_cfg', r'_instance_dict',
+                        r'\._train_loop\s*=', r'_children\['):
+                if re.search(pat, src):
+                    bad.append((f, pat))
+    assert not bad, bad
