@@ -232,36 +232,3 @@ def test_load_checked_loads_what_it_checked(tmp_path):
     state.pop('backbone.stem.conv.weight')
     with pytest.raises(CheckpointError, match='1 weights missing'):
         check_state_dict(dst, state, 'x.pth', 'the model', 'fix it')
-
-
-# ------------------------------------------------------- 4. Stage I teacher
-def test_stage1_refuses_a_teacher_checkpoint_of_another_size(
-        tmp_path, monkeypatch):
-    from mmzsq.engine.runner.synthesis_loop import SynthesisLoop
-    from mmzsq.synthesis import generate_synthetic_set
-
-    def syn(ckpt):
-        return dict(teacher=_yolo_cfg().to_dict(), teacher_checkpoint=ckpt,
-                    num_images=2, batch_size=2, seed=0,
-                    stages=[dict(resolution=64, iters=1)],
-                    det_loss_weight=0.5, lr=0.1, log_interval=1)
-
-    good = _save({'state_dict': _yolo().state_dict()}, tmp_path / 'n.pth')
-    out = generate_synthetic_set(syn(good), str(tmp_path / 'good'))
-    assert len(out['coco']['images']) == 2
-
-    bad = _save({'state_dict': _yolo(widen=0.125).state_dict()},
-                tmp_path / 'smaller.pth')
-    ran = []
-    monkeypatch.setattr(SynthesisLoop, 'run', lambda self: ran.append(1))
-    set_dir = tmp_path / 'bad'
-    with pytest.raises(CheckpointError) as e:
-        generate_synthetic_set(syn(bad), str(set_dir))
-    msg = _one_line(e)
-    assert msg.startswith(f'{bad} does not fit the Stage I teacher '
-                          '(synthesis.teacher): ')
-    assert 'of another shape' in msg
-    assert 'set synthesis.teacher_checkpoint to the float checkpoint' in msg
-    assert not ran  # refused before any synthesis step
-    assert not osp.exists(set_dir / 'images') or not os.listdir(
-        set_dir / 'images')

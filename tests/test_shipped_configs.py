@@ -24,7 +24,6 @@ import torch
 from mmengine.config import Config
 
 from mmzsq.utils.cli import build_runner, load_config
-from mmzsq.utils.zsq_config import fill_synthesis_teacher
 from tests.conftest import ROOT
 from tests.data.tiny_coco import make_tiny_coco
 
@@ -51,8 +50,9 @@ def tiny_coco(tmp_path_factory):
             os.environ[k] = v
 
 
-def _is_synthetic(ds) -> bool:
-    return 'SyntheticDetDataset' in str(ds.get('type', ''))
+def _synthesis(cfg):
+    """The config's Stage I settings (``None``: trained on real data)."""
+    return (cfg.get('train_cfg') or {}).get('synthesis')
 
 
 def toy_overrides(cfg: Config, coco_root: str, set_root: str) -> dict:
@@ -70,25 +70,25 @@ def toy_overrides(cfg: Config, coco_root: str, set_root: str) -> dict:
         opts[f'{split}_dataloader.persistent_workers'] = False
         key, ds = f'{split}_dataloader.dataset', loader.dataset
         if split == 'train':
-            if _is_synthetic(ds):
+            if _synthesis(cfg):
                 opts[f'{key}.data_root'] = set_root
             elif ds.get('data_root') != coco_root:
                 # float training configs read data/coco/ (no env var)
                 opts[f'{key}.data_root'] = coco_root
-        syn = ds.get('synthesis')
-        if syn:
-            opts[f'{key}.synthesis.num_images'] = 2
-            if syn.get('teacher_checkpoint'):  # Stage-I-only configs
-                opts[f'{key}.synthesis.teacher_checkpoint'] = None
-            for i in range(len(syn.stages)):
-                opts[f'{key}.synthesis.stages.{i}.resolution'] = RES
-                opts[f'{key}.synthesis.stages.{i}.iters'] = ITERS
         for i, t in enumerate(ds.get('pipeline') or []):
             for k in ('scale', 'img_scale'):
                 if k in t:
                     opts[f'{key}.pipeline.{i}.{k}'] = (RES, RES)
         if ds.get('batch_shapes_cfg'):
             opts[f'{key}.batch_shapes_cfg.img_size'] = RES
+    syn = _synthesis(cfg)
+    if syn:
+        opts['train_cfg.synthesis.num_images'] = 2
+        if syn.get('teacher_checkpoint'):  # Stage-I-only configs
+            opts['train_cfg.synthesis.teacher_checkpoint'] = None
+        for i in range(len(syn.stages)):
+            opts[f'train_cfg.synthesis.stages.{i}.resolution'] = RES
+            opts[f'train_cfg.synthesis.stages.{i}.iters'] = ITERS
     if cfg.get('train_cfg', {}).get('max_iters'):
         opts['train_cfg.max_iters'] = ITERS
     return opts
@@ -107,7 +107,6 @@ def load_toy(path, coco_root, set_root, work_dir):
     opts = toy_overrides(cfg, coco_root, set_root)
     cfg.merge_from_dict(opts)
     cfg.work_dir = str(work_dir)
-    fill_synthesis_teacher(cfg)
     return cfg, opts
 
 

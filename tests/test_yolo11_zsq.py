@@ -2,7 +2,6 @@
 Stage II smoke test on a randomly initialised YOLO11n (64 px, 2 + 2 Stage I
 steps, 2 QAT iterations)."""
 import glob
-import json
 import os.path as osp
 import re
 
@@ -40,11 +39,11 @@ def test_the_yolo11_configs_and_paper_values():
         assert m.init_checkpoint == \
             f'work_dirs/weights/yolo11{size}_mmyolo.pth'
         ds = cfg.train_dataloader.dataset
-        assert ds.type == 'mmzsq.SyntheticDetDataset'
+        assert cfg.train_cfg.type == 'mmzsq.ZSQTrainLoop'
         assert ds.data_root == f'work_dirs/zsq_sets/yolo11_{size}/'
         assert not any(t['type'] in ('Mosaic', 'mmdet.Albu', 'Albu')
                        for t in ds.pipeline)
-        syn = ds.synthesis
+        syn = cfg.train_cfg.synthesis
         assert (syn.det_loss_weight, syn.prior_loss.loss_weight,
                 syn.tv_loss.loss_weight, syn.l2_loss.loss_weight) == \
             (1e-3, 1e-3, 0.0, 5e-5)
@@ -116,13 +115,11 @@ def _shrink_pipeline(pipeline, res):
 def test_stage1_and_stage2_smoke_yolo11n(tmp_path):
     from mmengine.runner import save_checkpoint
 
-    from mmzsq.datasets import SyntheticDetDataset
     from mmzsq.models.fake_quants import LSQFakeQuantize
     from mmzsq.models.losses import YOLOv8KDLoss
     from mmzsq.registry import MODELS
-    from mmzsq.synthesis import generate_synthetic_set
+    from mmzsq.synthesis import SyntheticSet
     from mmzsq.utils.cli import build_runner
-    from mmzsq.utils.zsq_config import fill_synthesis_teacher
 
     # a random float YOLO11n checkpoint, built from configs/yolo11/
     init_default_scope('mmyolo')
@@ -133,7 +130,8 @@ def test_stage1_and_stage2_smoke_yolo11n(tmp_path):
     ckpt = str(tmp_path / 'yolo11n_random.pth')
     save_checkpoint(float_model.state_dict(), ckpt)
 
-    # the YOLO11 zsq config, re-sized to n and shrunk for the CPU
+    # the YOLO11 zsq config, re-sized to n and shrunk for the CPU: Stage I
+    # (2 + 2 steps) then 2 QAT iterations, in one Runner
     cfg = Config.fromfile(osp.join(ROOT, 'configs/zsq/yolo11_s_w8a8.py'))
     cfg.work_dir = str(tmp_path / 'qat')
     cfg.model.architecture = ConfigDict(**n_cfg, use_syncbn=False)
@@ -142,7 +140,8 @@ def test_stage1_and_stage2_smoke_yolo11n(tmp_path):
     ds = cfg.train_dataloader.dataset
     ds.data_root = set_dir
     _shrink_pipeline(ds.pipeline, RES)
-    ds.synthesis.update(
+    cfg.train_cfg.update(max_iters=2, val_interval=100)
+    cfg.train_cfg.synthesis.update(
         num_images=2, batch_size=2, log_interval=1, amp=False,
         channels_last=False,
         stages=[dict(resolution=RES, iters=2, label_sampling=True),
@@ -150,27 +149,6 @@ def test_stage1_and_stage2_smoke_yolo11n(tmp_path):
                      reinit_images=True)],
         als=dict(interval=1, warmup=1, early_exit=2))
     cfg.train_dataloader.update(batch_size=2, num_workers=0)
-    fill_synthesis_teacher(cfg)  # what tools/train.py does
-    assert ds.synthesis.teacher_checkpoint == ckpt
-
-    # Stage I
-    out = generate_synthetic_set(ds.synthesis, set_dir)
-    assert out['stats']['done_batches'] == [0]
-    coco = json.load(open(osp.join(set_dir, 'annotations.json')))
-    assert len(coco['images']) == 2 and len(coco['annotations']) >= 2
-    for im in coco['images']:
-        assert (im['width'], im['height']) == (RES, RES)
-        assert osp.isfile(osp.join(set_dir, 'images', im['file_name']))
-    assert coco['info']['teacher_hash']
-    assert len(coco['info']['per_image_final_loss']) == 2
-    read_back = SyntheticDetDataset(data_root=set_dir, pipeline=[])
-    assert len(read_back) == 2
-    assert sum(len(read_back.get_data_info(i)['instances'])
-               for i in range(2)) == len(coco['annotations'])
-
-    # Stage II: 2 QAT iterations through MMEngine on that set (reused)
-    cfg.train_cfg = dict(type='IterBasedTrainLoop', max_iters=2,
-                         val_interval=100)
     for key in ('val_dataloader', 'val_cfg', 'val_evaluator',
                 'test_dataloader', 'test_cfg', 'test_evaluator'):
         cfg[key] = None
@@ -195,6 +173,19 @@ def test_stage1_and_stage2_smoke_yolo11n(tmp_path):
         runner.train()
     finally:
         YOLOv8KDLoss.forward = orig
+    # Stage I wrote the set the Runner then trained on
+    assert runner.train_loop.synthesis_stats['done_batches'] == [0]
+    coco = SyntheticSet(set_dir).read_index()
+    assert len(coco['images']) == 2 and len(coco['annotations']) >= 2
+    for im in coco['images']:
+        assert (im['width'], im['height']) == (RES, RES)
+        assert osp.isfile(osp.join(set_dir, 'images', im['file_name']))
+    assert coco['info']['teacher_hash']
+    assert len(coco['info']['per_image_final_loss']) == 2
+    read_back = runner.train_dataloader.dataset
+    assert len(read_back) == 2
+    assert sum(len(read_back.get_data_info(i)['instances'])
+               for i in range(2)) == len(coco['annotations'])
     # teacher head outputs carry the DFL distributions, as the student's
     assert seen and all(x == (3, 3) for x in seen), seen
     hub = runner.message_hub

@@ -160,3 +160,45 @@ def test_no_runner_or_private_state_in_the_library():
                 if re.search(pat, src):
                     bad.append((f, pat))
     assert not bad, bad
+
+
+def test_plain_detector_teacher_loads_its_checkpoint_strictly(tmp_path):
+    """Stage I alone (a float detector as the Runner's model): the loop
+    loads synthesis.teacher_checkpoint into it, and refuses one of another
+    size before any synthesis step."""
+    from mmengine.runner import save_checkpoint
+
+    from mmzsq.synthesis import teacher_hash
+    from mmzsq.utils.errors import CheckpointError
+
+    def plain_cfg(name, ckpt):
+        cfg = zsq_cfg(tmp_path / f'w_{name}', str(tmp_path / name),
+                      num_images=2, teacher_checkpoint=ckpt, als=None)
+        cfg.model = tiny_yolo()
+        return cfg
+
+    donor = build(plain_cfg('donor', None)).model
+    torch.nn.init.normal_(donor.backbone.stem.conv.weight)
+    good = str(tmp_path / 'good.pth')
+    save_checkpoint(donor.state_dict(), good)
+    runner = build(plain_cfg('good', good))
+    runner.build_train_loop(runner.cfg.train_cfg)
+    meta = json.load(open(tmp_path / 'good' / 'meta.json'))
+    assert meta['teacher_hash'] == teacher_hash(donor)
+    assert meta['teacher_checkpoint'] == good
+
+    small = zsq_cfg(tmp_path / 'x', str(tmp_path / 'x')).model.architecture
+    small.backbone.widen_factor = 0.0625
+    from mmengine.registry import init_default_scope
+
+    from mmzsq.registry import MODELS
+    init_default_scope('mmyolo')
+    bad = str(tmp_path / 'small.pth')
+    save_checkpoint(MODELS.build(small).state_dict(), bad)
+    runner = build(plain_cfg('bad', bad))
+    with pytest.raises(CheckpointError) as e:
+        runner.build_train_loop(runner.cfg.train_cfg)
+    msg = str(e.value)
+    assert '\n' not in msg and 'the Stage I teacher (the model)' in msg
+    assert 'set train_cfg.synthesis.teacher_checkpoint' in msg
+    assert not osp.exists(tmp_path / 'bad' / 'images')
