@@ -3,10 +3,6 @@
 # is YOLOv8-s with a smaller width.  Official weights (not downloadable here):
 #   https://github.com/ultralytics/assets/releases/download/v8.3.0/yolo11n.pt
 _base_ = './yolo11_s_coco.py'
-
-widen_factor = 0.25
-
-model = dict(
-    backbone=dict(widen_factor=widen_factor),
-    neck=dict(widen_factor=widen_factor),
-    bbox_head=dict(head_module=dict(widen_factor=widen_factor)))
+(deepen_factor, widen_factor, last_stage_out_channels,
+ c3k_everywhere) = _base_.yolo11_scales.n
+model = _base_.yolo11_archs.n

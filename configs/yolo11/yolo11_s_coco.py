@@ -5,36 +5,21 @@
 #   python tools/model_converters/yolo11_to_mmyolo.py yolo11s.pt yolo11s.pth
 # Official weights (not downloadable here):
 #   https://github.com/ultralytics/assets/releases/download/v8.3.0/yolo11s.pt
-_base_ = 'mmyolo::yolov8/yolov8_s_syncbn_fast_8xb16-500e_coco.py'
+_base_ = ['mmyolo::yolov8/yolov8_s_syncbn_fast_8xb16-500e_coco.py',
+          './_base_/yolo11_scales.py']
 custom_imports = dict(imports=['mmzsq'], allow_failed_imports=False)
 
 # Ultralytics scale 's': [depth, width, max_channels] = [0.50, 0.50, 1024]
-deepen_factor = 0.5
-widen_factor = 0.5
-last_stage_out_channels = 1024
-c3k_everywhere = False  # True for the m/l/x scales
-
+(deepen_factor, widen_factor, last_stage_out_channels,
+ c3k_everywhere) = _base_.yolo11_scales.s
 model = dict(
-    backbone=dict(
-        type='mmzsq.YOLO11CSPDarknet',
-        last_stage_out_channels=last_stage_out_channels,
-        c3k_everywhere=c3k_everywhere,
-        deepen_factor=deepen_factor,
-        widen_factor=widen_factor),
-    neck=dict(
-        type='mmzsq.YOLO11PAFPN',
-        num_csp_blocks=2,
-        c3k_everywhere=c3k_everywhere,
-        deepen_factor=deepen_factor,
-        widen_factor=widen_factor,
-        # backbone P3 is 512 wide in YOLO11 (256 in YOLOv8)
-        in_channels=[512, 512, last_stage_out_channels],
-        out_channels=[256, 512, last_stage_out_channels]),
-    bbox_head=dict(
-        head_module=dict(
-            type='mmzsq.YOLO11HeadModule',
-            widen_factor=widen_factor,
-            in_channels=[256, 512, last_stage_out_channels])))
+    backbone=dict(type='mmzsq.YOLO11CSPDarknet',
+                  **_base_.yolo11_archs.s.backbone),
+    neck=dict(type='mmzsq.YOLO11PAFPN', num_csp_blocks=2,
+              **_base_.yolo11_archs.s.neck),
+    bbox_head=dict(head_module=dict(
+        type='mmzsq.YOLO11HeadModule',
+        **_base_.yolo11_archs.s.bbox_head.head_module)))
 
 # COCO-format val folder: data/coco/, or $MMZSQ_COCO_ROOT, e.g.
 #   MMZSQ_COCO_ROOT=../shared/data/coco_tiny_val2017/ python tools/test.py ..

@@ -1,8 +1,6 @@
-# Baseline: PTQ only (step sizes calibrated on the synthetic set, weights and
-# BN frozen), mask-rcnn_swin-t W4A8.
-_base_ = './mask-rcnn_swin-t_w4a8.py'
-model = dict(quant_mode='ptq')
-max_iters = 200
-train_cfg = dict(max_iters=max_iters, val_interval=max_iters)
+# Baseline: PTQ only (step sizes calibrated on the synthetic set at a constant
+# lr of 1e-5, weights and BN frozen), mask-rcnn_swin-t W4A8.
+_base_ = ['./mask-rcnn_swin-t_w4a8.py', './_base_/ptq.py']
+model, train_cfg = _base_.ptq_model, _base_.ptq_train_cfg
 param_scheduler = []
 optim_wrapper = dict(optimizer=dict(lr=1e-5))

@@ -3,6 +3,5 @@
 # data: _base_/real_coco_train.py ($MMZSQ_COCO_TRAIN_ROOT).
 _base_ = ['./yolov5_n_w4a8.py', './_base_/real_coco_train.py']
 train_dataloader = dict(dataset=dict(
-    _delete_=True, pipeline=_base_.zsq_train_pipeline,
-    **_base_.real_yolo_dataset))
-model = dict(loss_weights=_base_.real_data_loss_weights)
+    **_base_.real_yolo_dataset, pipeline=_base_.zsq_train_pipeline))
+model, train_cfg = _base_.real_model, _base_.real_train_cfg

@@ -1,8 +1,4 @@
 # Baseline: PTQ only (LSQ step sizes calibrated on the synthetic set, weights
 # and BN frozen), YOLOv5-n W8A8.
-_base_ = './yolov5_n_w8a8.py'
-model = dict(quant_mode='ptq')
-max_iters = 200
-train_cfg = dict(max_iters=max_iters, val_interval=max_iters)
-param_scheduler = [dict(type='CosineAnnealingLR', by_epoch=False,
-                        T_max=max_iters, eta_min=1e-6)]
+_base_ = ['./yolov5_n_w8a8.py', './_base_/ptq.py']
+model, train_cfg = _base_.ptq_model, _base_.ptq_train_cfg

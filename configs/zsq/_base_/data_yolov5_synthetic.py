@@ -1,11 +1,9 @@
 # YOLOv5 family: train data of Stage II (THE one place to edit it): Stage
-# I's synthetic set, synthesised on first use with ./synthesis_yolov5.py (its
-# teacher defaults to the algorithm's float model: tools/train.py fills in
-# teacher / teacher_checkpoint from model.architecture / init_checkpoint).
-# Any COCO-format set works the same way (the *_lsq-real_* configs swap in
-# real COCO images).
+# I's synthetic set, synthesised on first use (train_cfg.synthesis) into the
+# dataset's data_root (per size: ./yolov5_*.py).  Any COCO-format set works
+# the same way (the *_lsq-real_* configs swap in real COCO images).
 _base_ = ['mmyolo::yolov5/yolov5_s-v61_syncbn_fast_8xb16-300e_coco.py',
-          './synthesis_yolov5.py']
+          './zsq_runtime.py']
 custom_imports = dict(imports=['mmzsq'], allow_failed_imports=False)
 
 zsq_train_pipeline = [
@@ -20,18 +18,10 @@ zsq_train_pipeline = [
                     'flip_direction', 'scale_factor', 'pad_param'))
 ]
 train_dataloader = dict(
-    batch_size=8,
-    num_workers=2,
-    persistent_workers=False,
+    **_base_.zsq_train_dataloader,
     # (re-stated: the `mmyolo::` base tags it with `_scope_`, which
     # mmengine would pass on to the function)
     collate_fn=dict(_delete_=True, type='yolov5_collate'),
-    dataset=dict(
-        _delete_=True,
-        type='mmzsq.SyntheticDetDataset',
-        data_root='work_dirs/zsq_sets/yolov5/',  # per size: ./yolov5_*.py
-        ann_file='annotations.json',
-        data_prefix=dict(img='images/'),
-        filter_cfg=dict(filter_empty_gt=False, min_size=2),
-        pipeline=zsq_train_pipeline,
-        synthesis=_base_.synthesis))
+    dataset=dict(_delete_=True, type='YOLOv5CocoDataset', **_base_.zsq_set,
+                 data_root='work_dirs/zsq_sets/yolov5/',
+                 pipeline=zsq_train_pipeline))

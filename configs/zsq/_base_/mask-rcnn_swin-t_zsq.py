@@ -1,53 +1,28 @@
-# Mask R-CNN Swin-T (mmdet 1x) zero-shot QAT (paper App. B.3): LSQ student +
-# frozen FP teacher, loss 1.0*L_detect + 1.0*L_KD + 1.0*L_feat, Adam lr
-# 1e-6, tau 4.
+# Mask R-CNN Swin-T (mmdet 1x) zero-shot QAT (paper App. B.3): the runtime of
+# ./zsq_runtime.py as for R50 (./mask-rcnn_r50_fpn_zsq.py: 4000 iterations,
+# batches of 2) with loss 1.0*L_detect + 1.0*L_KD + 1.0*L_feat and one Adam
+# lr (1e-6); Stage I: ./synthesis_mask-rcnn_swin.py.
 _base_ = ['mmdet::swin/mask-rcnn_swin-t-p4-w7_fpn_1x_coco.py',
           './data_mask-rcnn_synthetic.py', './synthesis_mask-rcnn_swin.py']
-float_checkpoint = 'https://download.openmmlab.com/mmdetection/v2.0/swin/mask_rcnn_swin-t-p4-w7_fpn_1x_coco/mask_rcnn_swin-t-p4-w7_fpn_1x_coco_20210902_120937-9d6b7cfa.pth'  # noqa
+float_checkpoint = 'https://download.openmmlab.com/mmdetection/v2.0/swin/mask_rcnn_swin-t-p4-w7_fpn_1x_coco/mask_rcnn_swin-t-p4-w7_fpn_1x_coco_20210902_120937-9d6b7cfa.pth'  # noqa: E501
 # the float checkpoint carries the backbone: no ImageNet download
 arch = _base_.model
 arch.backbone.init_cfg = None
-custom_imports = dict(imports=['mmzsq'], allow_failed_imports=False)
-
-zsq_dataset = _base_.zsq_train_dataset
-zsq_dataset.data_root = 'work_dirs/zsq_sets/mask-rcnn_swin-t/'
-zsq_dataset.synthesis = _base_.synthesis
-train_dataloader = dict(batch_size=2, num_workers=2, persistent_workers=False,
-                        dataset=zsq_dataset)
-# val/test: COCO val2017 (or $MMZSQ_COCO_ROOT), CocoMetric bbox + segm
-data_root = '{{$MMZSQ_COCO_ROOT:data/coco/}}'
-val_dataloader = dict(num_workers=2, persistent_workers=False,
-                      dataset=dict(data_root=data_root))
-test_dataloader = val_dataloader
-val_evaluator = dict(ann_file=data_root +
-                     'annotations/instances_val2017.json')
-test_evaluator = val_evaluator
-
-model = dict(
-    _delete_=True,
-    type='mmzsq.QuantDistillAlgorithm',
-    architecture=arch,
-    init_checkpoint=float_checkpoint,
-    quantizer=dict(type='mmzsq.EagerLSQQuantizer', w_bits=8, a_bits=8),
-    quant_mode='qat',
-    loss_weights=dict(det=1.0, kd=1.0, feat=1.0),
-    kd_loss=dict(type='mmzsq.TwoStageKDLoss', tau=4.0),
-    feat_layers=['backbone', 'neck'],
-    freeze_bn_stats=True)
-
-max_iters = 4000
-train_cfg = dict(_delete_=True, type='IterBasedTrainLoop',
-                 max_iters=max_iters, val_interval=1000)
-val_cfg = dict(type='ValLoop')
-test_cfg = dict(type='TestLoop')
-optim_wrapper = dict(_delete_=True, type='OptimWrapper',
-                     optimizer=dict(type='Adam', lr=1e-6, weight_decay=0.0),
-                     clip_grad=dict(max_norm=10.0))
+model = dict(_base_.zsq_algorithm, architecture=arch,
+             init_checkpoint=float_checkpoint,
+             loss_weights=dict(det=1.0, kd=1.0, feat=1.0),
+             kd_loss=dict(type='mmzsq.TwoStageKDLoss', tau=4.0))
+optim_wrapper = dict(_base_.zsq_optim_wrapper,
+                     optimizer=dict(type='Adam', lr=1e-6, weight_decay=0.0))
 param_scheduler = [dict(type='CosineAnnealingLR', by_epoch=False,
-                        T_max=max_iters, eta_min=1e-6 * 0.01)]
-default_hooks = dict(
-    checkpoint=dict(type='CheckpointHook', by_epoch=False, interval=1000,
-                    max_keep_ckpts=2),
-    logger=dict(type='LoggerHook', interval=10))
-log_processor = dict(by_epoch=False)
-load_from = None
+                        eta_min=1e-6 * 0.01)]
+
+train_cfg = dict(_base_.zsq_mask_rcnn_train_cfg, synthesis=_base_.synthesis)
+default_hooks, log_processor = (_base_.zsq_mask_rcnn_hooks,
+                                _base_.zsq_log_processor)
+data_root = _base_.zsq_data_root  # COCO val2017 or $MMZSQ_COCO_ROOT
+val_evaluator = test_evaluator = _base_.zsq_mask_rcnn_evaluator
+val_dataloader = test_dataloader = _base_.zsq_val_dataloader
+train_dataloader = dict(_base_.zsq_mask_rcnn_dataloader, dataset=dict(
+    _base_.zsq_mask_rcnn_set,
+    data_root='work_dirs/zsq_sets/mask-rcnn_swin-t/'))

@@ -1,14 +1,6 @@
-# YOLOv5-m v6.1 (mmyolo): student and FP teacher start from this checkpoint.
+# YOLOv5-m v6.1 (mmyolo): student and FP teacher start from the official
+# checkpoint; its own Stage I set (a set made by another teacher is refused).
 _base_ = './yolov5_zsq.py'
-deepen_factor, widen_factor = 0.67, 0.75
-float_checkpoint = 'https://download.openmmlab.com/mmyolo/v0/yolov5/yolov5_m-v61_syncbn_fast_8xb16-300e_coco/yolov5_m-v61_syncbn_fast_8xb16-300e_coco_20220917_204944-516a710f.pth'  # noqa
-model = dict(
-    init_checkpoint=float_checkpoint,
-    architecture=dict(
-        backbone=dict(deepen_factor=deepen_factor, widen_factor=widen_factor),
-        neck=dict(deepen_factor=deepen_factor, widen_factor=widen_factor),
-        bbox_head=dict(head_module=dict(widen_factor=widen_factor))))
-
-# its own Stage I set (a set made by another teacher is refused)
-train_dataloader = dict(
-    dataset=dict(data_root='work_dirs/zsq_sets/yolov5_m/'))
+deepen_factor, widen_factor = _base_.yolov5_factors.m
+model = dict(architecture=_base_.yolov5_archs.m, init_checkpoint='https://download.openmmlab.com/mmyolo/v0/yolov5/yolov5_m-v61_syncbn_fast_8xb16-300e_coco/yolov5_m-v61_syncbn_fast_8xb16-300e_coco_20220917_204944-516a710f.pth')  # noqa: E501
+train_dataloader = dict(dataset=dict(data_root='work_dirs/zsq_sets/yolov5_m/'))

@@ -1,10 +1,10 @@
-# Stage I defaults for YOLOv5 teachers (paper §3, App. B.2, Table 7):
-# {a_det, a_BN, a_TV, a_l2} = {0.5, 0.01, 0, 5e-4}, 2500 Adam steps (lr 1e-2,
-# cosine), cutout; two stages: adaptive label sampling at 160 px, then labels
-# frozen and fresh noise images synthesised at 640 px.
-# The including config sets teacher=<model cfg> and teacher_checkpoint=<path>.
-# (no teacher / teacher_checkpoint keys here: including configs write
-#  synthesis=dict(**_base_.synthesis, teacher=..., teacher_checkpoint=...))
+# The Stage I default (train_cfg.synthesis of mmzsq.ZSQTrainLoop), as for
+# YOLOv5 teachers (paper §3, App. B.2, Table 7): {a_det, a_BN, a_TV, a_l2} =
+# {0.5, 0.01, 0, 5e-4}, 2500 Adam steps (lr 1e-2, cosine), cutout; two
+# stages: adaptive label sampling at 160 px, then labels frozen and fresh
+# noise images synthesised at 640 px.  Other families state their
+# differences in ./synthesis_*.py.  No teacher here: the teacher is the
+# algorithm's own (a plain float detector's, for Stage-I-only configs).
 synthesis = dict(
     num_images=2048,
     batch_size=32,

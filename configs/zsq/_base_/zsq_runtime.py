@@ -1,0 +1,55 @@
+# The one runtime of zero-shot QAT (paper App. B.3), shared by the YOLOv5,
+# YOLO11 and Mask R-CNN families: the algorithm skeleton (LSQ student of
+# w_bits/a_bits + frozen FP teacher, KD at tau 4, feature distillation over
+# backbone and neck, frozen BN statistics), the zero-shot train loop (Stage I
+# on first use, then Stage II), the synthetic-set dataset, Adam without weight
+# decay, iteration-based hooks and logs, and the COCO val/test data root.
+# Variables only: a family base `_base_`s this next to its upstream detector
+# config (mmengine refuses a key in two bases), assigns them and states its
+# differences (loss weights, KD loss, lr, schedule, Stage I, pipeline).
+
+# val/test: COCO val2017 (or $MMZSQ_COCO_ROOT, e.g. ../shared/data/
+# coco_tiny_val2017/), the upstream's CocoMetric: the logs report the
+# quantized mAP
+zsq_data_root = '{{$MMZSQ_COCO_ROOT:data/coco/}}'
+zsq_val_dataloader = dict(num_workers=2, persistent_workers=False,
+                          dataset=dict(data_root=zsq_data_root))
+
+zsq_algorithm = dict(
+    _delete_=True,
+    type='mmzsq.QuantDistillAlgorithm',
+    init_checkpoint=None,  # float teacher = student init; size configs
+    quantizer=dict(type='mmzsq.EagerLSQQuantizer', w_bits=8, a_bits=8),
+    quant_mode='qat',
+    feat_layers=['backbone', 'neck'],
+    freeze_bn_stats=True)
+
+# Stage II data: Stage I's synthetic set (COCO format), written to the
+# dataset's data_root by the loop when missing; the loop fills in the set's
+# classes (no metainfo here).  `synthesis=None`: no Stage I (real data).
+zsq_train_cfg = dict(_delete_=True, type='mmzsq.ZSQTrainLoop',
+                     max_iters=2000, val_interval=500)
+zsq_train_dataloader = dict(batch_size=8, num_workers=2,
+                            persistent_workers=False)
+zsq_set = dict(ann_file='annotations.json', data_prefix=dict(img='images/'),
+               filter_cfg=dict(filter_empty_gt=False, min_size=2))
+
+zsq_optim_wrapper = dict(
+    _delete_=True, type='OptimWrapper',
+    optimizer=dict(type='Adam', lr=1e-4, weight_decay=0.0),
+    clip_grad=dict(max_norm=10.0))
+# Adam moves every parameter by ~lr per step: at 1e-4 the weights drift away
+# from the teacher in short runs (measured: W8A8 YOLOv5n -9 mAP after 25
+# iters); weights/biases at lr/10, LSQ step sizes/offsets at lr.
+# (mmengine matches the longest key first)
+zsq_lsq_paramwise_cfg = dict(custom_keys={
+    'fake_quant.': dict(lr_mult=1.0),
+    '.weight': dict(lr_mult=0.1), '.bias': dict(lr_mult=0.1)})
+# (cosine schedules without T_max end with train_cfg.max_iters: mmengine's
+#  Runner sets their `end`)
+zsq_default_hooks = dict(
+    param_scheduler=dict(_delete_=True, type='ParamSchedulerHook'),
+    checkpoint=dict(_delete_=True, type='CheckpointHook', by_epoch=False,
+                    interval=500, max_keep_ckpts=2, save_best=None),
+    logger=dict(type='LoggerHook', interval=10))
+zsq_log_processor = dict(by_epoch=False)
