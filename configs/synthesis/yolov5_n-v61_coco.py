@@ -18,3 +18,4 @@ train_dataloader = dict(dataset=dict(
     data_prefix=dict(img='images/'),
     filter_cfg=dict(filter_empty_gt=False, min_size=2),
     pipeline=_base_.train_pipeline))
+randomness = dict(seed=0)

@@ -92,6 +92,11 @@ def test_train_py_refused_set_is_one_line(tmp_path):
         ': it has 3 classes, the model 80; ' in last, last
 
 
+def _interrupt(cmd, set_dir, timeout=240):
+    """Run ``cmd``; SIGINT once batch 0 is written; (rc, stderr)."""
+    p = subprocess.Popen(cmd, cwd=ROOT, env=ENV, stdout=subprocess.DEVNULL,
+                         stderr=subprocess.PIPE, text=True)
+    rec = osp.join(set_dir, 'batches', '00000.json')
     t0 = time.time()
     try:
         while not osp.exists(rec):
