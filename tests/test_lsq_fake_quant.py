@@ -119,8 +119,8 @@ def _pass(q, x):
 def test_init_batches_1_is_the_first_batch_lsq_init():
     torch.manual_seed(0)
     xs = [torch.randn(2, 4, 6, 6) * (i + 1) for i in range(3)]
-    q_def, q_1 = LSQFakeQuantize(bits=4), LSQFakeQuantize(bits=4,
-                                                         init_batches=1)
+    q_def = LSQFakeQuantize(bits=4)
+    q_1 = LSQFakeQuantize(bits=4, init_batches=1)
     for x in xs:
         g_def, g_1 = _pass(q_def, x), _pass(q_1, x)
         assert torch.equal(q_def.scale, q_1.scale)
