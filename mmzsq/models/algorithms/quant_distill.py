@@ -383,14 +383,15 @@ class QuantDistillAlgorithm(BaseAlgorithm):
         with self.student_recorders:
             det_losses = self.architecture(inputs, data_samples, mode='loss')
         det_losses = undo_world_size_scaling(self.architecture, det_losses)
+        # one tensor per term (mmengine sums lists, e.g. per-level RPN terms)
+        det_losses = self.parse_losses(det_losses)[1]
+        det_losses.pop('loss')  # their total
         losses = {}
         for k, v in det_losses.items():
-            if 'loss' in k:
-                if w['det']:
-                    v = sum(v) if isinstance(v, (list, tuple)) else v
-                    losses[f'det_{k}'] = w['det'] * v
-            else:
+            if 'loss' not in k:
                 losses[k] = v
+            elif w['det']:
+                losses[f'det_{k}'] = w['det'] * v
         if w['kd'] or w['feat']:
             t_out = self._teacher_forward(inputs)
             if w['kd']:
