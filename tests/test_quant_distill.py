@@ -328,6 +328,8 @@ def test_feat_taps_every_conv_and_bn_output():
         yolo_algo(feat_types=['Conv2D'])
     with pytest.raises(ConfigError, match='not modules of both'):
         yolo_algo(feat_layers=['backbone', 'nekc'])
+    with pytest.raises(ConfigError, match='no feature taps'):
+        yolo_algo(feat_layers=[], feat_exclude=['.'])
 
 
 def test_two_stage_taps_the_teacher_does_not_run_are_named():

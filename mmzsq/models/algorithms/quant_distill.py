@@ -203,6 +203,9 @@ class QuantDistillAlgorithm(BaseAlgorithm):
         self.kd_loss = MODELS.build(kd_loss)
         self.feat_layers = feat_taps(self.architecture, self.teacher,
                                      feat_layers, feat_types, feat_exclude)
+        if self.loss_weights['feat'] and not self.feat_layers:
+            raise ConfigError('loss_weights.feat > 0 but no feature taps; '
+                              'set feat_layers or feat_types (or feat=0)')
         self._build_recorders()
 
     @staticmethod
