@@ -111,3 +111,14 @@ def test_two_stage_tiny(upstream, first):
 def test_bad_bits(kw):
     with pytest.raises(ValueError, match='2..8'):
         EagerLSQQuantizer(**kw)
+
+
+def test_activation_init_batches_reach_the_input_quantizers_only():
+    init_default_scope('mmyolo')
+    model = EagerLSQQuantizer(w_bits=4, a_bits=8,
+                              a_init_batches=3).prepare(_yolov5n())
+    conv = model.backbone.stage1[0].conv
+    assert conv.input_fake_quant.init_batches == 3
+    assert conv.weight_fake_quant.init_batches == 1
+    with pytest.raises(ValueError, match='a_init_batches must be a positive'):
+        EagerLSQQuantizer(a_init_batches=0)

@@ -107,3 +107,55 @@ def test_state_dict_carries_bits_and_rejects_mismatch():
     assert torch.equal(q8b.scale, q8.scale) and q8b.initialized.item() == 1
     with pytest.raises(ValueError, match='8 bits'):
         LSQFakeQuantize(bits=4).load_state_dict(sd)
+
+
+def _pass(q, x):
+    """One training forward + backward; the step size's gradient."""
+    q.scale.grad = None
+    (q(x.clone().requires_grad_(True)) * 1.5).sum().backward()
+    return q.scale.grad.clone()
+
+
+def test_init_batches_1_is_the_first_batch_lsq_init():
+    torch.manual_seed(0)
+    xs = [torch.randn(2, 4, 6, 6) * (i + 1) for i in range(3)]
+    q_def = LSQFakeQuantize(bits=4)
+    q_1 = LSQFakeQuantize(bits=4, init_batches=1)
+    for x in xs:
+        g_def, g_1 = _pass(q_def, x), _pass(q_1, x)
+        assert torch.equal(q_def.scale, q_1.scale)
+        assert torch.equal(g_def, g_1) and g_1.abs().item() > 0
+    assert torch.allclose(q_1.scale.detach(),
+                          2 * xs[0].abs().mean() / math.sqrt(7), rtol=1e-6)
+
+
+@pytest.mark.parametrize('lsq_plus', [False, True])
+def test_init_batches_3_is_the_mean_of_three_estimates(lsq_plus):
+    torch.manual_seed(0)
+    xs = [torch.rand(2, 4, 6, 6) * (i + 1) + i for i in range(4)]
+    q = LSQFakeQuantize(bits=4, learn_offset=lsq_plus, init_batches=3)
+    ests = [LSQFakeQuantize(bits=4, learn_offset=lsq_plus).estimate(x)
+            for x in xs[:3]]
+    for i, x in enumerate(xs[:3]):
+        grad = _pass(q, x)
+        mean = [sum(e[j] for e in ests[:i + 1]) / (i + 1)
+                for j in range(len(ests[0]))]
+        assert torch.allclose(q.scale.detach(), mean[0], rtol=1e-6)
+        if lsq_plus:
+            assert torch.allclose(q.zero_point.detach(), mean[1], rtol=1e-6)
+        assert q.initialized.item() == (i == 2)
+        # frozen (no gradient) until the k-th pass, learned from it on
+        assert (grad.abs().item() > 0) == (i == 2), (i, grad)
+    s = q.scale.detach().clone()
+    assert _pass(q, xs[3]).abs().item() > 0
+    assert torch.equal(q.scale.detach(), s)  # no re-estimate afterwards
+    # the saved state has today's keys and flags
+    assert set(q.state_dict()) == set(
+        LSQFakeQuantize(bits=4, learn_offset=lsq_plus).state_dict())
+    assert q.state_dict()['initialized'].item() == 1
+
+
+@pytest.mark.parametrize('k', [0, 2.0, True])
+def test_bad_init_batches_is_a_clear_error(k):
+    with pytest.raises(ValueError, match='init_batches must be a positive'):
+        LSQFakeQuantize(init_batches=k)

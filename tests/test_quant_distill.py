@@ -69,7 +69,7 @@ def test_every_loss_term_nonzero_and_decreasing(yolov5n_mmyolo_ckpt):
         losses = algo(**copy.deepcopy(data), mode='loss')
         history.append(_terms(losses))
         opt.zero_grad()
-        sum(v for k, v in losses.items() if 'loss' in k).backward()
+        algo.parse_losses(losses)[0].backward()
         torch.nn.utils.clip_grad_norm_(algo.parameters(), 10.0)
         opt.step()
     first, last = history[0], history[-1]
@@ -100,8 +100,7 @@ def test_ptq_mode_only_learns_step_sizes():
     before = copy.deepcopy(algo.architecture.state_dict())
     opt = torch.optim.Adam([p for p in algo.parameters() if p.requires_grad],
                            lr=1e-3)
-    sum(v for k, v in algo(**yolo_batch(algo), mode='loss').items()
-        if 'loss' in k).backward()
+    algo.parse_losses(algo(**yolo_batch(algo), mode='loss'))[0].backward()
     opt.step()
     after = algo.architecture.state_dict()
     changed = [k for k in before if not torch.equal(before[k], after[k])]
@@ -139,7 +138,7 @@ def test_two_stage_kd_on_rpn_and_rois():
     for k in ('det_loss_rpn_cls', 'det_loss_cls', 'det_loss_mask',
               'loss_kd', 'loss_feat'):
         assert terms[k] > 0, k
-    sum(v for k, v in losses.items() if 'loss' in k).backward()
+    algo.parse_losses(losses)[0].backward()
     assert algo.architecture.rpn_head.rpn_conv.weight.grad is not None
 
 
@@ -185,3 +184,169 @@ def test_bad_bits_in_config_is_a_one_line_tool_error(tmp_path):
     last = out.stderr.strip().splitlines()[-1]
     assert last.startswith('error: w_bits must be an integer in 2..8, got 9')
     assert 'Traceback' not in out.stderr
+
+
+# ------------------------------------------------ recipe switches (#12)
+def _bns(module):
+    from torch.nn.modules.batchnorm import _BatchNorm
+    return [m for m in module.modules() if isinstance(m, _BatchNorm)]
+
+
+def _outputs(module, names):
+    """Forward hooks recording the outputs of ``module``'s ``names``."""
+    mods, out, handles = dict(module.named_modules()), {}, []
+    for n in names:
+        handles.append(mods[n].register_forward_hook(
+            lambda m, i, o, n=n: out.setdefault(n, o)))
+    return out, handles
+
+
+def test_defaults_reproduce_the_former_loss_bitwise():
+    """Defaults = the former recipe: frozen BN, L_feat = mean over
+    backbone and neck outputs of the mean MSE over their tensors, L_KD
+    averaged per anchor; checked against plain forward hooks."""
+    torch.manual_seed(0)
+    algo = yolo_algo()
+    assert algo.bn_mode == 'frozen' and algo.freeze_bn_stats
+    assert algo.feat_layers == ['backbone', 'neck']
+    assert algo.kd_loss.reduction == 'anchor_mean'
+    algo.train()
+    assert not any(m.training for m in _bns(algo.architecture))
+    names = ['backbone', 'neck', 'bbox_head.head_module']
+    s_out, hs = _outputs(algo.architecture, names)
+    t_out, ht = _outputs(algo.teacher, names)
+    data = yolo_batch(algo)
+    losses = algo(**copy.deepcopy(data), mode='loss')
+    for h in hs + ht:
+        h.remove()
+    w = algo.loss_weights
+    feat = sum(sum(torch.nn.functional.mse_loss(a.float(), b.float())
+                   for a, b in zip(s_out[n], t_out[n])) / len(s_out[n])
+               for n in names[:2]) / 2
+    assert torch.equal(losses['loss_feat'], w['feat'] * feat)
+    kd = algo.kd_loss(s_out[names[2]], t_out[names[2]])
+    assert torch.equal(losses['loss_kd'], w['kd'] * kd)
+    # the former switch gives the same numbers
+    torch.manual_seed(0)
+    legacy = yolo_algo(freeze_bn_stats=True, bn_mode='frozen',
+                       feat_layers=['backbone', 'neck'])
+    legacy.train()
+    again = legacy(**copy.deepcopy(data), mode='loss')
+    assert _terms(again) == _terms(losses)
+
+
+def test_bn_mode_train_updates_the_statistics_with_bn_momentum():
+    algo = yolo_algo(bn_mode='train', bn_momentum=0.03,
+                     loss_weights=dict(det=0.0, kd=0.0, feat=1.0))
+    algo.train()
+    bns = _bns(algo.architecture)
+    assert all(m.training and m.momentum == 0.03 for m in bns)
+    assert not algo.freeze_bn_stats
+    assert not any(m.training for m in _bns(algo.teacher))
+    before = bns[3].running_mean.clone()
+    algo(**yolo_batch(algo), mode='loss')
+    assert not torch.equal(before, bns[3].running_mean)
+    assert yolo_algo(freeze_bn_stats=False).bn_mode == 'train'
+
+
+@pytest.mark.parametrize('kw,match', [
+    (dict(bn_mode='learn'), 'bn_mode=.learn. unknown'),
+    (dict(bn_mode='train', freeze_bn_stats=True), 'drop freeze_bn_stats'),
+    (dict(bn_mode='train', quant_mode='ptq'), "set bn_mode='frozen'"),
+    (dict(bn_momentum=0.03), "needs bn_mode='train'"),
+])
+def test_bad_bn_mode_is_a_config_error(kw, match):
+    from mmzsq.utils.errors import ConfigError
+    with pytest.raises(ConfigError, match=match):
+        yolo_algo(**kw)
+
+
+def _raw_batches(n, size=64):
+    from mmdet.structures import DetDataSample
+    torch.manual_seed(1)
+    meta = dict(img_shape=(size, size), ori_shape=(size, size),
+                scale_factor=(1., 1.), pad_param=[0., 0., 0., 0.])
+    return [dict(inputs=[(torch.rand(3, size, size) * 255).byte()
+                         for _ in range(2)],
+                 data_samples=[DetDataSample(metainfo=meta)
+                               for _ in range(2)]) for _ in range(n)]
+
+
+def test_reestimate_bn_is_the_cumulative_average_of_quantized_batches():
+    from mmzsq.utils.errors import ConfigError
+    algo = yolo_algo(bn_mode='reestimate')
+    algo.train()
+    bn = algo.architecture.backbone.stage2[0].bn
+    seen = []
+    h = bn.register_forward_pre_hook(lambda m, i: seen.append(i[0]))
+    momentum = bn.momentum
+    assert algo.reestimate_bn(_raw_batches(3)) == 3
+    h.remove()
+    assert len(seen) == 3 and bn.momentum == momentum
+    mean = sum(x.mean(dim=(0, 2, 3)) for x in seen) / 3
+    var = sum(x.var(dim=(0, 2, 3)) for x in seen) / 3
+    assert torch.allclose(bn.running_mean, mean, rtol=1e-4, atol=1e-5)
+    assert torch.allclose(bn.running_var, var, rtol=1e-4, atol=1e-5)
+    # the input is the quantized one (the conv before it is quantized)
+    assert algo.architecture.backbone.stage2[0].conv.input_fake_quant \
+        .initialized.item() == 1
+    assert algo.training and not bn.training  # frozen again
+    stats = bn.running_mean.clone()
+    with pytest.raises(ConfigError, match='no batches'):
+        algo.reestimate_bn([])
+    assert torch.equal(bn.running_mean, stats)
+
+
+def test_feat_taps_every_conv_and_bn_output():
+    from mmzsq.utils.errors import ConfigError
+    algo = yolo_algo(feat_layers=[], feat_types=['Conv2d', 'BatchNorm2d'],
+                     loss_weights=dict(det=0.0, kd=0.0, feat=1.0))
+    mods = dict(algo.architecture.named_modules())
+    n_conv = sum(isinstance(m, torch.nn.Conv2d) for m in mods.values())
+    n_bn = len(_bns(algo.architecture))
+    assert len(algo.feat_layers) == n_conv + n_bn == 117
+    assert 'bbox_head.head_module.convs_pred.0' in algo.feat_layers
+    algo.train()
+    losses = algo(**yolo_batch(algo), mode='loss')
+    assert 0 < float(losses['loss_feat']) < float('inf')
+    algo.parse_losses(losses)[0].backward()  # prediction convs are tapped
+    assert algo.architecture.bbox_head.head_module.convs_pred[0] \
+        .weight.grad.abs().sum() > 0
+    # L_feat is the mean over the taps
+    kw = dict(loss_weights=dict(det=0.0, kd=0.0, feat=1.0))
+    one = {}
+    for names in (['backbone.stem.conv'], ['neck.reduce_layers.2.bn'],
+                  ['backbone.stem.conv', 'neck.reduce_layers.2.bn']):
+        torch.manual_seed(0)
+        a = yolo_algo(feat_layers=names, **kw)
+        one[len(one)] = a(**yolo_batch(a), mode='loss')['loss_feat']
+    assert torch.allclose(one[2], (one[0] + one[1]) / 2, rtol=1e-6)
+    drop = yolo_algo(feat_layers=[], feat_types=['Conv2d'],
+                     feat_exclude=[r'^bbox_head\.'])
+    assert len(drop.feat_layers) == n_conv - 3
+    with pytest.raises(ConfigError, match="feat_types \\['Conv2D'\\]"):
+        yolo_algo(feat_types=['Conv2D'])
+    with pytest.raises(ConfigError, match='not modules of both'):
+        yolo_algo(feat_layers=['backbone', 'nekc'])
+    with pytest.raises(ConfigError, match='no feature taps'):
+        yolo_algo(feat_layers=[], feat_exclude=['.'])
+
+
+def test_two_stage_taps_the_teacher_does_not_run_are_named():
+    from mmzsq.utils.errors import ConfigError
+    init_default_scope('mmdet')
+    arch = tiny_two_stage(upstream_cfg(
+        'mmdet::mask_rcnn/mask-rcnn_r50_fpn_1x_coco.py').model)
+    cfg = dict(type='mmzsq.QuantDistillAlgorithm', architecture=arch,
+               quantizer=dict(type='mmzsq.EagerLSQQuantizer'),
+               loss_weights=dict(det=0.0, kd=0.0, feat=1.0),
+               feat_types=['Conv2d'])
+    algo = MODELS.build(copy.deepcopy(cfg))
+    algo.train()
+    with pytest.raises(ConfigError, match='roi_head.mask_head.*feat_exclude'):
+        algo(**two_stage_batch(algo), mode='loss')
+    algo = MODELS.build(dict(cfg, feat_exclude=[r'^roi_head\.mask_head']))
+    algo.train()
+    losses = algo(**two_stage_batch(algo), mode='loss')
+    assert 0 < float(losses['loss_feat']) < float('inf')
+    assert 'rpn_head.rpn_cls' in algo.feat_layers

@@ -10,11 +10,13 @@ checkpoint.  ``predict`` / ``tensor`` modes run the quantized student, so
 """
 import copy
 import math
-from typing import Dict, List, Optional, Sequence, Union
+import re
+from typing import Dict, Iterable, List, Optional, Sequence, Union
 
 import torch
 import torch.nn as nn
 import torch.nn.functional as F
+from mmengine.dist import all_reduce
 from mmengine.logging import MessageHub, MMLogger
 from mmrazor.models import BaseAlgorithm
 from mmrazor.models.task_modules import RecorderManager
@@ -29,6 +31,7 @@ from mmzsq.utils.checkpoint import (FAKE_QUANT, check_state_dict,
 from mmzsq.utils.errors import ConfigError, NonFiniteLossError
 
 QUANT_MODES = ('qat', 'ptq')
+BN_MODES = ('frozen', 'train', 'reestimate')
 
 
 def num_classes_of(model: nn.Module) -> Optional[int]:
@@ -39,6 +42,79 @@ def num_classes_of(model: nn.Module) -> Optional[int]:
     if isinstance(head, nn.ModuleList):  # cascade heads
         head = head[-1]
     return getattr(head, 'num_classes', None)
+
+
+def resolve_bn_mode(bn_mode, bn_momentum, freeze_bn_stats, quant_mode):
+    """The student's BN mode from ``bn_mode`` and its former alias
+    ``freeze_bn_stats``; contradictions are a :class:`ConfigError`."""
+    if quant_mode not in QUANT_MODES:
+        raise ValueError(f'quant_mode={quant_mode!r}: use one of '
+                         f'{QUANT_MODES}')
+    if freeze_bn_stats is not None:
+        alias = 'frozen' if freeze_bn_stats else 'train'
+        if bn_mode not in (None, alias):
+            raise ConfigError(
+                f'freeze_bn_stats={freeze_bn_stats} contradicts bn_mode='
+                f'{bn_mode!r}; drop freeze_bn_stats (bn_mode replaces it)')
+        bn_mode = alias
+    bn_mode = bn_mode or 'frozen'
+    if bn_mode not in BN_MODES:
+        raise ConfigError(f'bn_mode={bn_mode!r} unknown; use one of '
+                          f'{BN_MODES}')
+    if quant_mode == 'ptq' and bn_mode != 'frozen':
+        raise ConfigError(
+            f"bn_mode={bn_mode!r} with quant_mode='ptq': PTQ keeps the "
+            "weights and BN frozen; set bn_mode='frozen' (or quant_mode="
+            "'qat')")
+    if bn_momentum is not None and bn_mode != 'train':
+        raise ConfigError(
+            f"bn_momentum={bn_momentum} needs bn_mode='train' (got "
+            f'{bn_mode!r}); drop bn_momentum or set bn_mode')
+    return bn_mode
+
+
+def _mse(s, t, name):
+    """Mean MSE over the tensors of one recorded output."""
+    s = list(s) if isinstance(s, (list, tuple)) else [s]
+    t = list(t) if isinstance(t, (list, tuple)) else [t]
+    if [a.shape for a in s] != [b.shape for b in t]:
+        raise ConfigError(f'feature tap {name!r}: student and teacher '
+                          'outputs differ in shape; add it to feat_exclude')
+    return sum(F.mse_loss(a.float(), b.float())
+               for a, b in zip(s, t)) / len(s)
+
+
+def _under(name, prefix):
+    return name == prefix or name.startswith(prefix + '.')
+
+
+def feat_taps(student, teacher, names, types=(), exclude=()) -> List[str]:
+    """Module names whose outputs L_feat compares: ``names`` plus every
+    student module with a class named in ``types`` (anywhere in its MRO),
+    minus those matching an ``exclude`` regex; each must exist, by name, in
+    both student and teacher."""
+    taps = list(names)
+    found = set()
+    for n, m in student.named_modules():
+        hit = {c.__name__ for c in type(m).__mro__} & set(types)
+        found |= hit
+        if n and hit and n not in taps:
+            taps.append(n)
+    if set(types) - found:
+        raise ConfigError(
+            f'feat_types {sorted(set(types) - found)} match no module of the '
+            "student; use class names such as 'Conv2d', 'BatchNorm2d'")
+    drop = [re.compile(p) for p in exclude]
+    taps = [n for n in taps if not any(p.search(n) for p in drop)]
+    s_mods, t_mods = dict(student.named_modules()), dict(
+        teacher.named_modules())
+    missing = [n for n in taps if n not in s_mods or n not in t_mods]
+    if missing:
+        raise ConfigError(
+            f'feat_layers {missing[:3]} are not modules of both student and '
+            'teacher; name modules of the detector (e.g. backbone, neck, '
+            'backbone.stage1)')
+    return taps
 
 
 @MODELS.register_module()
@@ -64,9 +140,23 @@ class QuantDistillAlgorithm(BaseAlgorithm):
             ``mmzsq.YOLOv8KDLoss`` (YOLOv8 / YOLO11) or
             ``mmzsq.TwoStageKDLoss`` (``tau`` default 4).
         feat_layers (list[str]): module names whose outputs (tensors or
-            tuples of tensors) are matched with MSE, averaged over layers.
-        freeze_bn_stats (bool): keep the student's BN running statistics
-            fixed (BN affine parameters are still learned in QAT).
+            tuples of tensors) are matched with MSE (L_feat).
+        feat_types (list[str]): also tap every student module of these
+            classes (class names anywhere in its MRO, e.g. ``['Conv2d',
+            'BatchNorm2d']``: every conv and BN output, the official
+            recipe's taps), matched with the same-named teacher module.
+        feat_exclude (list[str]): regexes (``re.search`` on the name) of
+            taps to drop.  L_feat is the mean over the taps.
+        bn_mode (str): the student's BatchNorm during QAT: ``'frozen'``
+            (running statistics fixed, eval mode; affine parameters still
+            learned), ``'train'`` (train mode, statistics updated with
+            ``bn_momentum``) or ``'reestimate'`` (frozen, after
+            :meth:`reestimate_bn` re-estimated them on the quantized
+            student).  PTQ needs ``'frozen'``.  Default ``'frozen'``.
+        bn_momentum (float, optional): BN momentum in ``bn_mode='train'``
+            (the official recipe: 0.03); default: the detector's own.
+        freeze_bn_stats (bool, optional): the former switch, an alias:
+            True = ``bn_mode='frozen'``, False = ``'train'``.
     """
 
     def __init__(self,
@@ -79,46 +169,30 @@ class QuantDistillAlgorithm(BaseAlgorithm):
                  loss_weights: Dict = dict(det=1.0, kd=1.0, feat=1.0),
                  kd_loss: Optional[Dict] = None,
                  feat_layers: Sequence[str] = ('backbone', 'neck'),
-                 freeze_bn_stats: bool = True,
+                 feat_types: Sequence[str] = (),
+                 feat_exclude: Sequence[str] = (),
+                 bn_mode: Optional[str] = None,
+                 bn_momentum: Optional[float] = None,
+                 freeze_bn_stats: Optional[bool] = None,
                  data_preprocessor: Optional[Dict] = None,
                  init_cfg: Optional[Dict] = None):
-        if quant_mode not in QUANT_MODES:
-            raise ValueError(f'quant_mode={quant_mode!r}: use one of '
-                             f'{QUANT_MODES}')
+        bn_mode = resolve_bn_mode(bn_mode, bn_momentum, freeze_bn_stats,
+                                  quant_mode)
         bad = set(loss_weights) - {'det', 'kd', 'feat'}
         if bad:
             raise ValueError(f'loss_weights keys {sorted(bad)} unknown; use '
                              'det, kd, feat')
-        if teacher is None:
-            if not isinstance(architecture, dict):
-                raise ValueError('pass a teacher config when architecture '
-                                 'is a built model')
-            teacher = copy.deepcopy(architecture)
-        teacher = MODELS.build(teacher) if isinstance(teacher, dict) \
-            else teacher
+        teacher = self._build_teacher(architecture, teacher)
         super().__init__(architecture, data_preprocessor, init_cfg)
-        self.teacher = teacher
-        nt, ns = num_classes_of(self.teacher), num_classes_of(
-            self.architecture)
-        if nt != ns:
-            raise ConfigError(
-                f'teacher has {nt} classes but the student {ns}; teacher and '
-                'student must be the same detector (set the same num_classes '
-                'in both model configs)')
-        self.teacher.requires_grad_(False)
-        self.teacher.eval()
-
-        self.quantizer = MODELS.build(quantizer)
-        self.quantizer.prepare(self.architecture)
+        self.teacher, self.bn_mode = teacher, bn_mode
+        self._check_same_classes()
         self.init_checkpoint = init_checkpoint
         self.teacher_checkpoint = teacher_checkpoint or init_checkpoint
-        self.quant_mode = quant_mode
-        self.freeze_bn_stats = freeze_bn_stats or quant_mode == 'ptq'
-        if quant_mode == 'ptq':
+        self._quantize(quantizer, quant_mode)
+        if bn_momentum is not None:
             for m in self.architecture.modules():
-                for p in m.parameters(recurse=False):
-                    p.requires_grad_(isinstance(m, LSQFakeQuantize))
-
+                if isinstance(m, _BatchNorm):
+                    m.momentum = bn_momentum
         self.loss_weights = dict(det=0.0, kd=0.0, feat=0.0)
         self.loss_weights.update(loss_weights)
         self.two_stage = hasattr(self.architecture, 'roi_head') and hasattr(
@@ -127,8 +201,47 @@ class QuantDistillAlgorithm(BaseAlgorithm):
             kd_loss = dict(type='mmzsq.TwoStageKDLoss' if self.two_stage
                            else 'mmzsq.YOLOKDLoss')
         self.kd_loss = MODELS.build(kd_loss)
-        self.feat_layers = list(feat_layers)
+        self.feat_layers = feat_taps(self.architecture, self.teacher,
+                                     feat_layers, feat_types, feat_exclude)
+        if self.loss_weights['feat'] and not self.feat_layers:
+            raise ConfigError('loss_weights.feat > 0 but no feature taps; '
+                              'set feat_layers or feat_types (or feat=0)')
+        self._build_recorders()
 
+    @staticmethod
+    def _build_teacher(architecture, teacher):
+        if teacher is None:
+            if not isinstance(architecture, dict):
+                raise ValueError('pass a teacher config when architecture '
+                                 'is a built model')
+            teacher = copy.deepcopy(architecture)
+        teacher = MODELS.build(teacher) if isinstance(teacher, dict) \
+            else teacher
+        teacher.requires_grad_(False)
+        return teacher.eval()
+
+    def _check_same_classes(self):
+        nt, ns = num_classes_of(self.teacher), num_classes_of(
+            self.architecture)
+        if nt != ns:
+            raise ConfigError(
+                f'teacher has {nt} classes but the student {ns}; teacher and '
+                'student must be the same detector (set the same num_classes '
+                'in both model configs)')
+
+    def _quantize(self, quantizer, quant_mode):
+        """Insert the fake quantizers; PTQ learns only their parameters."""
+        self.quantizer = MODELS.build(quantizer)
+        self.quantizer.prepare(self.architecture)
+        self.quant_mode = quant_mode
+        if quant_mode == 'ptq':
+            for m in self.architecture.modules():
+                for p in m.parameters(recurse=False):
+                    p.requires_grad_(isinstance(m, LSQFakeQuantize))
+
+    def _build_recorders(self):
+        """MMRazor recorders: the feature taps (student and teacher) and
+        the student outputs L_KD compares."""
         rec = {f'feat{i}': dict(type='mmrazor.ModuleOutputs', source=name)
                for i, name in enumerate(self.feat_layers)}
         s_rec = dict(rec)
@@ -146,6 +259,16 @@ class QuantDistillAlgorithm(BaseAlgorithm):
         self.student_recorders.initialize(self.architecture)
         self.teacher_recorders = RecorderManager(rec)
         self.teacher_recorders.initialize(self.teacher)
+        # taps past backbone + neck need the teacher's head run
+        self._head_taps = any(
+            not _under(n, 'backbone') and not _under(n, 'neck')
+            for n in self.feat_layers)
+
+    @property
+    def freeze_bn_stats(self) -> bool:
+        """Former switch: whether the student's BN statistics are fixed
+        during training (``bn_mode`` ``'frozen'`` or ``'reestimate'``)."""
+        return self.bn_mode != 'train'
 
     # ------------------------------------------------------------ weights
     def load_teacher(self) -> nn.Module:
@@ -215,50 +338,97 @@ class QuantDistillAlgorithm(BaseAlgorithm):
     def train(self, mode: bool = True):
         super().train(mode)
         self.teacher.eval()
-        if mode and self.freeze_bn_stats:
+        if mode and self.bn_mode != 'train':
             for m in self.architecture.modules():
                 if isinstance(m, _BatchNorm):
                     m.eval()
         return self
+
+    @torch.no_grad()
+    def reestimate_bn(self, batches: Iterable[Dict]) -> int:
+        """Re-estimate the student's BN running statistics (``bn_mode=
+        'reestimate'``): a no-grad pass of the *quantized* student over
+        ``batches`` (dataloader batches) with BN in train mode and
+        ``momentum=None`` (cumulative average), averaged over ranks; BN is
+        frozen again afterwards.  Returns the number of batches used."""
+        bns = [m for m in self.architecture.modules()
+               if isinstance(m, _BatchNorm) and m.track_running_stats]
+        saved = [(m.momentum, copy.deepcopy(m.state_dict())) for m in bns]
+        was_training = self.training
+        self.architecture.eval()
+        for m in bns:
+            m.reset_running_stats()
+            m.momentum = None
+            m.train()
+        n = 0
+        try:
+            for batch in batches:
+                data = self.data_preprocessor(batch, False)
+                self.architecture(data['inputs'], data['data_samples'],
+                                  mode='tensor')
+                n += 1
+        finally:
+            for m, (momentum, state) in zip(bns, saved):
+                m.momentum = momentum
+                if n == 0:
+                    m.load_state_dict(state)
+            self.train(was_training)
+        if n == 0:
+            raise ConfigError('reestimate_bn got no batches; give it k >= 1 '
+                              'training batches')
+        for m in bns:
+            all_reduce(m.running_mean, op='mean')
+            all_reduce(m.running_var, op='mean')
+        return n
 
     def loss(self, inputs, data_samples=None):
         w = self.loss_weights
         with self.student_recorders:
             det_losses = self.architecture(inputs, data_samples, mode='loss')
         det_losses = undo_world_size_scaling(self.architecture, det_losses)
+        # one tensor per term (mmengine sums lists, e.g. per-level RPN terms)
+        det_losses = self.parse_losses(det_losses)[1]
+        det_losses.pop('loss')  # their total
         losses = {}
         for k, v in det_losses.items():
-            if 'loss' in k:
-                if w['det']:
-                    v = sum(v) if isinstance(v, (list, tuple)) else v
-                    losses[f'det_{k}'] = w['det'] * v
-            else:
+            if 'loss' not in k:
                 losses[k] = v
+            elif w['det']:
+                losses[f'det_{k}'] = w['det'] * v
         if w['kd'] or w['feat']:
-            with torch.no_grad(), self.teacher_recorders:
-                t_feats = self.teacher.extract_feat(inputs)
-                if self.two_stage and w['kd']:
-                    rois = self.student_recorders.get_recorder(
-                        'rois').get_record_data(data_idx=1)
-                    t_rpn = self.teacher.rpn_head(t_feats)
-                    t_roi = self.teacher.roi_head._bbox_forward(
-                        t_feats, rois)['cls_score']
-                elif w['kd']:
-                    t_head = self._teacher_head(t_feats)
+            t_out = self._teacher_forward(inputs)
             if w['kd']:
-                sr = self.student_recorders
-                if self.two_stage:
-                    s_rpn = sr.get_recorder('rpn').get_record_data()
-                    s_roi = sr.get_recorder('roi_cls').get_record_data()
-                    kd = self.kd_loss(s_rpn[0], t_rpn[0], s_roi[0], t_roi)
-                else:
-                    kd = self.kd_loss(
-                        sr.get_recorder('head').get_record_data(), t_head)
-                losses['loss_kd'] = w['kd'] * kd
+                losses['loss_kd'] = w['kd'] * self._kd_loss(t_out)
             if w['feat']:
                 losses['loss_feat'] = w['feat'] * self._feat_loss()
         self._check_finite(losses)
         return losses
+
+    @torch.no_grad()
+    def _teacher_forward(self, inputs):
+        """Teacher pass (its recorders catch the feature taps): the head
+        outputs L_KD compares, when L_KD is on or a tap lies in a head."""
+        with self.teacher_recorders:
+            t_feats = self.teacher.extract_feat(inputs)
+            if not (self.loss_weights['kd'] or self._head_taps):
+                return None
+            if self.two_stage:
+                rois = self.student_recorders.get_recorder(
+                    'rois').get_record_data(data_idx=1)
+                t_rpn = self.teacher.rpn_head(t_feats)
+                t_roi = self.teacher.roi_head._bbox_forward(
+                    t_feats, rois)['cls_score']
+                return t_rpn, t_roi
+            return self._teacher_head(t_feats)
+
+    def _kd_loss(self, t_out):
+        sr = self.student_recorders
+        if self.two_stage:
+            t_rpn, t_roi = t_out
+            s_rpn = sr.get_recorder('rpn').get_record_data()
+            s_roi = sr.get_recorder('roi_cls').get_record_data()
+            return self.kd_loss(s_rpn[0], t_rpn[0], s_roi[0], t_roi)
+        return self.kd_loss(sr.get_recorder('head').get_record_data(), t_out)
 
     def _teacher_head(self, feats):
         """Teacher head-module outputs in the student's (training) format.
@@ -278,18 +448,23 @@ class QuantDistillAlgorithm(BaseAlgorithm):
             t_mod.training = was
 
     def _feat_loss(self):
-        per_layer = []
+        """MSE per tap (mean over its output tensors and calls), averaged
+        over taps."""
+        per_tap = []
         for i, name in enumerate(self.feat_layers):
-            s = self.student_recorders.get_recorder(
-                f'feat{i}').get_record_data()
-            t = self.teacher_recorders.get_recorder(
-                f'feat{i}').get_record_data()
-            s = list(s) if isinstance(s, (list, tuple)) else [s]
-            t = list(t) if isinstance(t, (list, tuple)) else [t]
-            per_layer.append(sum(
-                F.mse_loss(a.float(), b.float()) for a, b in zip(s, t)) /
-                len(s))
-        return sum(per_layer) / len(per_layer)
+            s_rec = self.student_recorders.get_recorder(
+                f'feat{i}').data_buffer
+            t_rec = self.teacher_recorders.get_recorder(
+                f'feat{i}').data_buffer
+            if len(s_rec) != len(t_rec) or not s_rec:
+                raise ConfigError(
+                    f'feature tap {name!r} ran {len(s_rec)} times in the '
+                    f'student but {len(t_rec)} in the teacher (the teacher '
+                    'runs backbone, neck and the L_KD head only); add it to '
+                    'feat_exclude')
+            per_call = [_mse(s, t, name) for s, t in zip(s_rec, t_rec)]
+            per_tap.append(sum(per_call) / len(per_call))
+        return sum(per_tap) / len(per_tap)
 
     @staticmethod
     def _check_finite(losses):

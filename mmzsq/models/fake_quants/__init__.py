@@ -1,3 +1,4 @@
-from .lsq_fake_quantize import LSQFakeQuantize, check_bits
+from .lsq_fake_quantize import (LSQFakeQuantize, check_bits,
+                                check_init_batches)
 
-__all__ = ['LSQFakeQuantize', 'check_bits']
+__all__ = ['LSQFakeQuantize', 'check_bits', 'check_init_batches']

@@ -5,12 +5,15 @@ Differences to MMRazor's class, each deliberate:
 * bit-width based construction: ``bits`` gives the signed symmetric range
   ``[-2^(b-1), 2^(b-1)-1]`` (LSQ, weights and activations) or, with
   ``signed=False``, ``[0, 2^b-1]``;
-* **init-then-learn**: the step size is set *once*, from the first tensor
-  seen (``2*mean|x|/sqrt(Qp)``), then only learned.  MMRazor's observer keeps
-  re-estimating it while ``static_enabled``; here ``initialized`` (a buffer,
-  saved in checkpoints) marks that the estimate has been taken;
-* the initial estimate is averaged over ranks on any device (MMRazor's
-  ``sync_tensor`` only syncs CUDA tensors), so DDP ranks start identical;
+* **init-then-learn**: the step size is estimated from the first
+  ``init_batches`` tensors seen (per tensor ``2*mean|x|/sqrt(Qp)``, the
+  estimate is their running mean; no gradient reaches it meanwhile), then
+  only learned.  MMRazor's observer keeps re-estimating it while
+  ``static_enabled``; here ``initialized`` (a buffer, saved in checkpoints)
+  marks that the estimate is complete;
+* each per-tensor estimate is averaged over ranks with
+  :func:`mmengine.dist.all_reduce` on any device (MMRazor's ``sync_tensor``
+  only syncs CUDA tensors), so DDP ranks start identical;
 * the forward is written with straight-through rounding in plain torch, which
   gives exactly LSQ's gradients, gradient scale ``g = 1/sqrt(N*Qp)`` (N: the
   number of elements sharing one step size), and makes LSQ+ right:
@@ -22,7 +25,7 @@ Differences to MMRazor's class, each deliberate:
 import math
 
 import torch
-import torch.distributed as dist
+from mmengine.dist import all_reduce
 from mmrazor.models import LearnableFakeQuantize
 from mmrazor.models.observers import LSQObserver, LSQPerChannelObserver
 
@@ -41,6 +44,14 @@ def check_bits(bits, what='bit-width'):
     return bits
 
 
+def check_init_batches(k, what='init_batches'):
+    if not isinstance(k, int) or isinstance(k, bool) or k < 1:
+        raise ConfigError(
+            f'{what} must be a positive integer, got {k!r}; set e.g. '
+            'a_init_batches=4 in the quantizer config')
+    return k
+
+
 def _grad_scale(x, g):
     """Value of ``x``, gradient multiplied by ``g`` (LSQ's trick)."""
     return (x - x * g).detach() + x * g
@@ -51,11 +62,8 @@ def _round_ste(x):
 
 
 def _mean_over_ranks(t):
-    if dist.is_available() and dist.is_initialized() and \
-            dist.get_world_size() > 1:
-        t = t.clone()
-        dist.all_reduce(t, op=dist.ReduceOp.SUM)
-        t /= dist.get_world_size()
+    t = t.clone()
+    all_reduce(t, op='mean')  # a no-op when not distributed
     return t
 
 
@@ -72,11 +80,17 @@ class LSQFakeQuantize(LearnableFakeQuantize):
             tensor (``s=(max-min)/(Qp-Qn)``, ``beta=min-Qn*s``).
         per_channel (bool): one step size per output channel (``ch_axis``);
             needs ``num_channels``.
+        init_batches (int): number of forward passes the initial estimate
+            is averaged over (1: the first tensor only).  Until the last of
+            them the step size (and offset) carries no gradient; the
+            running sum is not saved (checkpoints hold ``initialized``).
     """
 
     def __init__(self, bits=8, signed=True, learn_offset=False,
-                 per_channel=False, num_channels=1, ch_axis=0):
+                 per_channel=False, num_channels=1, ch_axis=0,
+                 init_batches=1):
         check_bits(bits)
+        check_init_batches(init_batches)
         if signed:
             qmin, qmax = -2**(bits - 1), 2**(bits - 1) - 1
         else:
@@ -106,6 +120,8 @@ class LSQFakeQuantize(LearnableFakeQuantize):
         self.register_buffer('qrange', torch.tensor([bits, qmin, qmax]))
         self.register_buffer('initialized', torch.tensor([0],
                                                          dtype=torch.uint8))
+        self.init_batches = init_batches
+        self._init_seen, self._init_sum = 0, None  # not saved
         # learn from the start (requires_grad fixed before any DDP wrapper)
         self.toggle_qparam_learning(True)
         self.toggle_observer_update(False)
@@ -119,8 +135,9 @@ class LSQFakeQuantize(LearnableFakeQuantize):
         return t.reshape(shape)
 
     @torch.no_grad()
-    def init_from(self, x):
-        """Set step size (and offset) from ``x``; averaged over ranks."""
+    def estimate(self, x):
+        """Step size (and offset) estimated from ``x`` alone, averaged over
+        ranks: ``[scale]`` or, LSQ+, ``[scale, offset]``."""
         x = x.detach().float()
         if self.per_channel:
             dims = [d for d in range(x.dim()) if d != self.ch_axis % x.dim()]
@@ -133,14 +150,29 @@ class LSQFakeQuantize(LearnableFakeQuantize):
         if self.learn_offset:
             span = (xmax - xmin).clamp(min=1e-8)
             scale = span / (self.quant_max - self.quant_min)
-            offset = xmin - self.quant_min * scale
-            offset = _mean_over_ranks(offset)
-            self.zero_point.data.copy_(offset.to(self.zero_point))
-        else:
-            scale = 2 * absmean / math.sqrt(self.quant_max)
-        scale = _mean_over_ranks(scale.clamp(min=1e-8))
-        self.scale.data.copy_(scale.to(self.scale))
-        self.initialized.fill_(1)
+            offset = _mean_over_ranks(xmin - self.quant_min * scale)
+            return [_mean_over_ranks(scale.clamp(min=1e-8)), offset]
+        scale = 2 * absmean / math.sqrt(self.quant_max)
+        return [_mean_over_ranks(scale.clamp(min=1e-8))]
+
+    @torch.no_grad()
+    def init_from(self, x):
+        """Add ``x``'s estimate to the running mean and set step size (and
+        offset) to it; ``initialized`` once ``init_batches`` were seen."""
+        est = self.estimate(x)
+        if self._init_seen == 0 or self.static_enabled[0]:
+            self._init_seen, self._init_sum = 0, [torch.zeros_like(e)
+                                                  for e in est]
+        self._init_seen += 1
+        for acc, e in zip(self._init_sum, est):
+            acc += e
+        mean = [acc / self._init_seen for acc in self._init_sum]
+        self.scale.data.copy_(mean[0].to(self.scale))
+        if self.learn_offset:
+            self.zero_point.data.copy_(mean[1].to(self.zero_point))
+        if self._init_seen >= self.init_batches or self.static_enabled[0]:
+            self.initialized.fill_(1)
+            self._init_seen, self._init_sum = 0, None
 
     def forward(self, x):
         if not self.initialized[0] or self.static_enabled[0]:
@@ -151,7 +183,7 @@ class LSQFakeQuantize(LearnableFakeQuantize):
         if not torch.is_grad_enabled():  # inference: one fused kernel
             return self._fused(x)
         n = x.numel() / self.scale.numel()  # elements per step size
-        g = 1.0 / math.sqrt(n * qp)
+        g = 0.0 if not self.initialized[0] else 1.0 / math.sqrt(n * qp)
         s = self._view(_grad_scale(self.scale.abs() + self.eps, g), x)
         if self.learn_offset:
             beta = self._view(_grad_scale(self.zero_point, g), x)

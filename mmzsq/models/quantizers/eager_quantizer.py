@@ -14,7 +14,8 @@ import torch.nn as nn
 import torch.nn.functional as F
 from mmengine.logging import MMLogger
 
-from mmzsq.models.fake_quants import LSQFakeQuantize, check_bits
+from mmzsq.models.fake_quants import (LSQFakeQuantize, check_bits,
+                                      check_init_batches)
 from mmzsq.registry import MODELS
 
 # final prediction layers of mmdet / mmyolo heads (kept in float, as LSQ
@@ -81,6 +82,10 @@ class EagerLSQQuantizer:
             and/or ``'Linear'`` (Swin qkv/proj/FFN/patch merging are Linear).
         w_per_channel (bool): per-output-channel weight step sizes.
         a_lsq_plus (bool): LSQ+ (asymmetric, learnable offset) activations.
+        a_init_batches (int): forward passes the activation step sizes are
+            initialised over (mean of the per-batch estimates; 1 = the first
+            batch, as LSQ).  Weight step sizes always use the weights of the
+            first pass.
     """
 
     def __init__(self, w_bits: int = 8, a_bits: int = 8,
@@ -88,7 +93,8 @@ class EagerLSQQuantizer:
                  skip_patterns: Optional[Sequence[str]] = None,
                  skip_types: Sequence[str] = (),
                  quantize_types: Sequence[str] = ('Conv2d', 'Linear'),
-                 w_per_channel: bool = False, a_lsq_plus: bool = False):
+                 w_per_channel: bool = False, a_lsq_plus: bool = False,
+                 a_init_batches: int = 1):
         self.w_bits = check_bits(w_bits, 'w_bits')
         self.a_bits = check_bits(a_bits, 'a_bits')
         self.skip_first = skip_first
@@ -104,6 +110,8 @@ class EagerLSQQuantizer:
             for t in quantize_types)
         self.w_per_channel = w_per_channel
         self.a_lsq_plus = a_lsq_plus
+        self.a_init_batches = check_init_batches(a_init_batches,
+                                                 'a_init_batches')
 
     def candidates(self, model: nn.Module) -> List[str]:
         return [n for n, m in model.named_modules()
@@ -134,7 +142,8 @@ class EagerLSQQuantizer:
                 bits=self.w_bits, per_channel=self.w_per_channel,
                 num_channels=m.weight.shape[0], ch_axis=0)
             m.input_fake_quant = LSQFakeQuantize(
-                bits=self.a_bits, learn_offset=self.a_lsq_plus)
+                bits=self.a_bits, learn_offset=self.a_lsq_plus,
+                init_batches=self.a_init_batches)
             m.weight_fake_quant.to(m.weight.device)
             m.input_fake_quant.to(m.weight.device)
         MMLogger.get_current_instance().info(
