@@ -297,14 +297,16 @@ class QuantDistillAlgorithm(BaseAlgorithm):
         """Load the float checkpoint into student and teacher (training
         start only; tools/test.py and --resume load quantized checkpoints
         over the model instead)."""
-        random_student = self.teacher_checkpoint is None  # = the teacher
-        self.load_teacher()
         if self.init_checkpoint is None:
+            random_student = self.teacher_checkpoint is None  # = teacher
+            self.load_teacher()
             if not random_student:
                 self.architecture.init_weights()
             return
+        # the student first: its checkpoint is the one the user set
         self._load(self.architecture, self._read(self.init_checkpoint),
                    self.init_checkpoint, 'the student (model.architecture)')
+        self.load_teacher()
         MMLogger.get_current_instance().info(
             f'QuantDistillAlgorithm: student from {self.init_checkpoint}, '
             f'teacher from {self.teacher_checkpoint}')
