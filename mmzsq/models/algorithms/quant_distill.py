@@ -365,9 +365,11 @@ class QuantDistillAlgorithm(BaseAlgorithm):
         n = 0
         try:
             for batch in batches:
-                data = self.data_preprocessor(batch, False)
-                self.architecture(data['inputs'], data['data_samples'],
-                                  mode='tensor')
+                # mmyolo's yolov5_collate batches (dict samples) take the
+                # training path of its preprocessor; lists of samples either
+                data = self.data_preprocessor(
+                    batch, isinstance(batch.get('data_samples'), dict))
+                self.architecture(data['inputs'], mode='tensor')
                 n += 1
         finally:
             for m, (momentum, state) in zip(bns, saved):
