@@ -111,8 +111,10 @@ class SyntheticSet:
         self.batch_dir = osp.join(set_dir, BATCH_DIR)
 
     # -- meta -----------------------------------------------------------------
-    def read_meta(self) -> Optional[dict]:
-        p = osp.join(self.set_dir, META)
+    def _read_json(self, name: str, problem: str, fix: str):
+        """``<set>/<name>`` parsed, ``None`` when absent; an unreadable file
+        is a :class:`SetMismatchError` naming ``fix``."""
+        p = osp.join(self.set_dir, name)
         if not osp.exists(p):
             return None
         try:
@@ -120,8 +122,11 @@ class SyntheticSet:
                 return json.load(f)
         except (OSError, ValueError) as e:
             raise SetMismatchError(
-                f'synthetic set {self.set_dir}: unreadable {META} ({e}); '
-                f'{_fix_hint(self.set_dir)}') from None
+                f'synthetic set {self.set_dir}: {problem} {name} ({e}); '
+                f'{fix}') from None
+
+    def read_meta(self) -> Optional[dict]:
+        return self._read_json(META, 'unreadable', _fix_hint(self.set_dir))
 
     def check_meta(self, meta: dict) -> None:
         old = self.read_meta()
@@ -261,17 +266,9 @@ class SyntheticSet:
 
     def read_index(self) -> Optional[dict]:
         """``annotations.json``, or ``None`` when there is none yet."""
-        p = osp.join(self.set_dir, ANN)
-        if not osp.exists(p):
-            return None
-        try:
-            with open(p) as f:
-                return json.load(f)
-        except (OSError, ValueError) as e:
-            raise SetMismatchError(
-                f'synthetic set {self.set_dir}: corrupt {ANN} ({e}); delete '
-                'it and rerun the synthesis (finished batches are kept)'
-            ) from None
+        return self._read_json(
+            ANN, 'corrupt', 'delete it and rerun the synthesis (finished '
+            'batches are kept)')
 
     def is_complete(self, num_images: Optional[int] = None,
                     repairable: bool = False) -> bool:
