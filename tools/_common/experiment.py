@@ -15,7 +15,7 @@ import subprocess
 import sys
 import time
 
-from mmzsq.utils.assets import yolov5n_checkpoint
+from tools._common.assets import yolov5n_checkpoint
 
 ROOT = osp.dirname(osp.dirname(osp.dirname(osp.abspath(__file__))))
 
