@@ -17,7 +17,7 @@ import torch.nn as nn
 from mmengine.config import Config
 from mmengine.logging import MMLogger
 
-from mmzsq.utils.cli import check_checkpoint
+from mmzsq.utils.checkpoint import check_checkpoint
 from mmzsq.utils.errors import UserError
 
 OPSET = 17

@@ -8,6 +8,7 @@ Every mmzsq entry point that loads weights goes through :func:`read_checkpoint`
 and :func:`check_state_dict` instead, which raise one-line
 :class:`~mmzsq.utils.errors.CheckpointError` s naming the fix.
 """
+import os.path as osp
 import re
 from collections import OrderedDict
 from typing import Dict, Iterable, Optional, Sequence, Tuple
@@ -46,6 +47,14 @@ def _why_unreadable(e: BaseException) -> str:
         return f'it pickles {m.group(1)}, which torch.load refuses to ' \
             'unpickle with weights_only'
     return 'a pickle that is not a torch.save state dict'
+
+
+def check_checkpoint(path: str) -> None:
+    """A :class:`CheckpointError` naming the fix unless ``path`` is a
+    file (checked before anything is built)."""
+    if not path or not osp.isfile(osp.expanduser(path)):
+        raise CheckpointError(f'checkpoint not found: {path}; {_CONVERT}, '
+                              'or fix the path')
 
 
 def read_checkpoint(path: str, map_location='cpu') -> dict:
