@@ -63,3 +63,62 @@ def test_tools_without_mmzsq_importable_name_the_fix():
     assert out.returncode != 0
     last = out.stderr.strip().splitlines()[-1]
     assert 'mmzsq is not importable' in last and 'make install' in last
+
+
+def _teacher_labelled_set(root, ckpt, n=6, res=320):
+    """``n`` coco_tiny images at ``res`` px as a synthetic set whose labels
+    are YOLOv5n's own detections (score >= 0.25) on them."""
+    import mmcv
+    import torch
+    from mmdet.apis import init_detector
+
+    from mmzsq.synthesis import DetectorAdapter
+    adapter = DetectorAdapter(init_detector(FP_CFG, ckpt, device='cpu'))
+    os.makedirs(osp.join(root, 'images'))
+    src = osp.join(COCO_TINY, 'val2017')
+    images, anns = [], []
+    for i, f in enumerate(sorted(os.listdir(src))[:n]):
+        img = mmcv.imresize(mmcv.imread(osp.join(src, f)), (res, res))
+        mmcv.imwrite(img, osp.join(root, 'images', f'{i:05d}.png'))
+        images.append(dict(id=i, file_name=f'{i:05d}.png', width=res,
+                           height=res))
+        x = torch.from_numpy(img).permute(2, 0, 1)[None].float() / 255
+        det = adapter.predict(x)[0]
+        for (x1, y1, x2, y2), s, c in zip(det.bboxes.tolist(),
+                                          det.scores.tolist(),
+                                          det.labels.tolist()):
+            if s >= 0.25:
+                anns.append(dict(id=len(anns) + 1, image_id=i,
+                                 category_id=c, iscrowd=0,
+                                 bbox=[x1, y1, x2 - x1, y2 - y1],
+                                 area=(x2 - x1) * (y2 - y1)))
+    coco = dict(images=images, annotations=anns, categories=[
+        dict(id=i, name=c) for i, c in enumerate(adapter.classes)])
+    return coco
+
+
+@needs_coco_tiny
+def test_label_agreement_tool(yolov5n_mmyolo_ckpt, tmp_path):
+    """tools/analysis/label_agreement.py (Runner.test + CocoMetric): the
+    teacher agrees with labels that are its own detections, not with the
+    same labels moved to other images."""
+    root = str(tmp_path / 'set')
+    coco = _teacher_labelled_set(root, yolov5n_mmyolo_ckpt)
+    assert len(coco['annotations']) >= 10
+
+    def agreement(coco):
+        with open(osp.join(root, 'annotations.json'), 'w') as f:
+            json.dump(coco, f)
+        out = _run(['tools/analysis/label_agreement.py', root, FP_CFG,
+                    yolov5n_mmyolo_ckpt])
+        assert out.returncode == 0, out.stderr[-3000:]
+        return dict(kv.split('=') for kv in
+                    out.stdout.strip().splitlines()[-1].split())
+
+    own = agreement(coco)
+    assert float(own['bbox_mAP_50']) > 0.95, own
+    n = len(coco['images'])
+    for a in coco['annotations']:  # every label on the next image
+        a['image_id'] = (a['image_id'] + 1) % n
+    moved = agreement(coco)
+    assert float(moved['bbox_mAP_50']) < 0.3, moved
