@@ -88,7 +88,13 @@ def read_checkpoint(path: str, map_location='cpu') -> dict:
 
 def state_dict_of(ckpt: dict, revise_keys=REVISE_KEYS) -> 'OrderedDict':
     """``ckpt['state_dict']`` (or the dict itself) with mmengine's
-    ``revise_keys`` applied, as in ``mmengine.runner.load_checkpoint``."""
+    ``revise_keys`` applied, as in ``mmengine.runner.load_checkpoint``.
+
+    mmengine applies ``revise_keys`` only inside
+    ``_load_checkpoint_to_model``, i.e. while it loads (``strict=False``,
+    or ``strict=True`` raising after a partial load); :func:`load_checked`
+    checks the revised keys *before* anything is loaded, then loads with
+    that very function."""
     state = ckpt.get('state_dict', ckpt)
     for p, r in revise_keys:
         state = OrderedDict((re.sub(p, r, k), v) for k, v in state.items())
