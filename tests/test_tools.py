@@ -54,11 +54,14 @@ def test_unregistered_mmzsq_type_is_one_line(tmp_path):
     assert last.startswith('error: ') and 'NoSuchModel' in last
 
 
-def test_tools_without_mmzsq_importable_name_the_fix():
+@pytest.mark.parametrize('tool', [
+    'tools/test.py', 'tools/deployment/export_onnx.py', 'tools/demo.py',
+    'tools/model_converters/yolov5_to_mmyolo.py'])
+def test_tools_without_mmzsq_importable_name_the_fix(tool):
     """tools/*.py run by a Python that cannot import mmzsq."""
     code = ('import sys, runpy; sys.modules["mmzsq"] = None; '
-            'sys.argv = ["tools/test.py", "x.py", "y.pth"]; '
-            'runpy.run_path("tools/test.py", run_name="__main__")')
+            f'sys.argv = ["{tool}", "x.py", "y.pth"]; '
+            f'runpy.run_path("{tool}", run_name="__main__")')
     out = _run(['-c', code])
     assert out.returncode != 0
     last = out.stderr.strip().splitlines()[-1]

@@ -25,3 +25,16 @@ def load_tool_config(path: str, cfg_options=None):
         cfg.merge_from_dict(cfg_options)
     init_default_scope(cfg.get('default_scope', 'mmyolo'))
     return cfg
+
+
+def config_parser(description: str, config_help: str):
+    """An ``ArgumentParser`` taking the config (positional) and
+    ``--cfg-options`` (merged by :func:`load_tool_config`)."""
+    import argparse
+
+    from mmengine.config import DictAction
+    p = argparse.ArgumentParser(description=description)
+    p.add_argument('config', help=config_help)
+    p.add_argument('--cfg-options', nargs='+', action=DictAction,
+                   help='override config keys, e.g. model.x=1')
+    return p

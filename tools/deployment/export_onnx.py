@@ -36,26 +36,24 @@ head outputs); proposals, RoIAlign, NMS and mask pasting stay in Python
 calibration runs the folded detector's full ``predict`` (RoI heads on the
 proposals / detections they see at test time).
 """
-import argparse
 import os.path as osp
 import sys
 
 sys.path.insert(0, osp.dirname(osp.dirname(osp.dirname(
     osp.abspath(__file__)))))
-from tools._common import import_mmzsq  # noqa: E402
+from tools._common import config_parser, import_mmzsq  # noqa: E402
 
 import_mmzsq()
 
 import torch  # noqa: E402
-from mmengine.config import DictAction  # noqa: E402
 from mmengine.logging import MMLogger  # noqa: E402
 
 from mmzsq.utils.cli import exit_on_user_error  # noqa: E402
 
 
 def parse_args(argv=None):
-    p = argparse.ArgumentParser(description='mmzsq: export ONNX (QDQ)')
-    p.add_argument('config', help='the configs/zsq config of the checkpoint')
+    p = config_parser('mmzsq: export ONNX (QDQ)',
+                      'the configs/zsq config of the checkpoint')
     p.add_argument('checkpoint', help='quantized checkpoint (tools/train.py)')
     p.add_argument('--out', required=True, help='output .onnx path')
     p.add_argument('--input-size', type=int, nargs=2, default=[640, 640],
@@ -76,7 +74,6 @@ def parse_args(argv=None):
     p.add_argument('--seed', type=int, default=0,
                    help='seed of the calibration batches\' sampling (the '
                    'calibrated grids, hence mAP, depend on which images)')
-    p.add_argument('--cfg-options', nargs='+', action=DictAction)
     return p.parse_args(argv)
 
 

@@ -25,7 +25,6 @@ predict (RPN proposals, RoIAlign, both heads, NMS, mask pasting) on the
 same random image, whose RoI count the config's test_cfg sets (RPN
 ``max_per_img``) and whose detection count depends on the model.
 """
-import argparse
 import copy
 import json
 import os.path as osp
@@ -33,19 +32,19 @@ import sys
 
 sys.path.insert(0, osp.dirname(osp.dirname(osp.dirname(
     osp.abspath(__file__)))))
-from tools._common import import_mmzsq, load_tool_config  # noqa: E402
+from tools._common import (config_parser, import_mmzsq,  # noqa: E402
+                           load_tool_config)
 
 import_mmzsq()
 
 import torch  # noqa: E402
-from mmengine.config import DictAction  # noqa: E402
 
 from mmzsq.utils.cli import exit_on_user_error  # noqa: E402
 
 
 def parse_args(argv=None):
-    p = argparse.ArgumentParser(description='mmzsq: onnxruntime eval')
-    p.add_argument('config', help='the config the model was exported from')
+    p = config_parser('mmzsq: onnxruntime eval',
+                      'the config the model was exported from')
     p.add_argument('onnx', help='ONNX model (QDQ int8) to evaluate')
     p.add_argument('--fp32', help='FP32 ONNX of the same model (latency '
                    'baseline; also evaluated)')
@@ -62,7 +61,6 @@ def parse_args(argv=None):
     p.add_argument('--no-map', action='store_true', help='latency only')
     p.add_argument('--work-dir', default='work_dirs/ort_eval')
     p.add_argument('--out', help='write the results to this json file')
-    p.add_argument('--cfg-options', nargs='+', action=DictAction)
     return p.parse_args(argv)
 
 
