@@ -125,3 +125,22 @@ def test_label_agreement_tool(yolov5n_mmyolo_ckpt, tmp_path):
         a['image_id'] = (a['image_id'] + 1) % n
     moved = agreement(coco)
     assert float(moved['bbox_mAP_50']) < 0.3, moved
+
+
+def test_asset_download_checks_the_sha256(tmp_path):
+    """tools/_common/assets.download (torch.hub.download_url_to_file): the
+    file only when its sha256 matches, one-line errors otherwise."""
+    import hashlib
+
+    from tools._common.assets import download
+    src = tmp_path / 'src.bin'
+    src.write_bytes(b'mmzsq' * 1000)
+    sha = hashlib.sha256(src.read_bytes()).hexdigest()
+    got = download(src.as_uri(), str(tmp_path / 'dl' / 'ok.bin'), sha)
+    assert open(got, 'rb').read() == src.read_bytes()
+    with pytest.raises(RuntimeError, match='checksum mismatch'):
+        download(src.as_uri(), str(tmp_path / 'dl' / 'bad.bin'), '0' * 64)
+    with pytest.raises(RuntimeError, match='Offline'):
+        download((tmp_path / 'absent.bin').as_uri(),
+                 str(tmp_path / 'dl' / 'absent.bin'))
+    assert sorted(os.listdir(tmp_path / 'dl')) == ['ok.bin']
