@@ -14,13 +14,20 @@ import mmzsq  # noqa: E402,F401  (before mmrazor: its torch 2.x patch)
 import mmdet.models  # noqa: E402,F401
 import mmrazor.models  # noqa: E402,F401
 import mmyolo.models  # noqa: E402,F401
-from mmzsq.utils.assets import shared_path  # noqa: E402
 
 # mmengine datasets call gc.collect() when they are built; on this machine a
 # full collection over the ~400k objects of the imported stack takes ~0.5 s.
 # Freezing what the imports made (it stays alive for the whole session
 # anyway) leaves each collection only the objects the tests create.
 gc.freeze()
+
+# the read-only data beside the checkout (../shared, or $MMZSQ_SHARED)
+SHARED = os.environ.get('MMZSQ_SHARED', osp.join(osp.dirname(ROOT), 'shared'))
+
+
+def shared_path(*parts):
+    return osp.join(SHARED, *parts)
+
 
 YOLOV5N_PT = shared_path('weights', 'yolov5n-v6.1.pt')
 COCO_TINY = shared_path('data', 'coco_tiny_val2017')

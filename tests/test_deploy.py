@@ -197,6 +197,41 @@ def test_w8a8_qdq_export_and_onnxruntime(w8a8, tmp_path):
 
 
 @needs_coco_tiny
+def test_onnxruntime_detector_predicts_as_the_student(w8a8, tmp_path):
+    """``mmzsq.ONNXRuntimeDetector`` (what ort_eval.py hands to
+    ``Runner.test``) on an exact export: the PyTorch student's detections,
+    through the registry and ``test_step``'s ``predict`` mode."""
+    from mmdet.structures import DetDataSample
+
+    from mmzsq.deployment import fold_student
+    from mmzsq.registry import MODELS
+    from mmzsq.utils.errors import UserError
+    alg, x, _ = w8a8
+    student = alg.architecture
+    path = _export(fold_student(student, lambda m: m._forward(x[:1])),
+                   tmp_path / 'exact.onnx')
+    model = MODELS.build(dict(type='mmzsq.ONNXRuntimeDetector',
+                              detector=student, onnx_file=path,
+                              work_dir=str(tmp_path / 'ort')))
+    assert model.kernels()['QLinearConv'] == 0  # exact: no output quant
+    meta = dict(img_shape=(RES, RES), ori_shape=(RES, RES),
+                scale_factor=(1., 1.), pad_param=np.zeros(4, np.float32))
+    got = model(x, [DetDataSample(metainfo=meta) for _ in x])
+    with torch.no_grad():
+        ref = student.predict(x, [DetDataSample(metainfo=meta) for _ in x])
+    for g, r in zip(got, ref):
+        g, r = g.pred_instances, r.pred_instances
+        assert len(g) > 0 and len(r) > 0
+        assert int(g.labels[0]) == int(r.labels[0])
+        assert abs(float(g.scores[0]) - float(r.scores[0])) < 0.05
+    with pytest.raises(UserError, match='only predicts'):
+        model(x, None, mode='loss')
+    with pytest.raises(UserError, match='ONNX model not found'):
+        MODELS.build(dict(type='mmzsq.ONNXRuntimeDetector',
+                          detector=student, onnx_file=path + '.missing'))
+
+
+@needs_coco_tiny
 def test_fold_keeps_learned_codes(w8a8):
     from mmzsq.deployment import QDQConv2d, fold_student
     alg, x, _ = w8a8

@@ -11,7 +11,6 @@ need it skip when it cannot be imported.
 import importlib.metadata
 import os
 import os.path as osp
-import subprocess
 import sys
 from types import SimpleNamespace
 from unittest import mock
@@ -172,33 +171,11 @@ def test_refuses_other_ultralytics_models(ultralytics, tmp_path):
         convert_yolov5(str(tmp_path / 'y11.pt'))
 
 
-def test_refuses_non_yolo11(tmp_path):
-    torch.save({'state_dict': {'a': torch.ones(1)}}, tmp_path / 'mm.pth')
-    with pytest.raises(ValueError, match='not an Ultralytics YOLO11'):
-        convert_yolo11(str(tmp_path / 'mm.pth'))
-    (tmp_path / 'junk.pt').write_bytes(b'not a checkpoint')
-    with pytest.raises(ValueError, match='not a torch zip archive'):
-        convert_yolo11(str(tmp_path / 'junk.pt'))
-    torch.save({'model': subprocess.Popen}, tmp_path / 'evil.pt')
-    with pytest.raises(ValueError, match='refusing to load .*Popen'):
-        convert_yolo11(str(tmp_path / 'evil.pt'))
-    with pytest.raises(FileNotFoundError, match='checkpoint not found'):
-        convert_yolo11(str(tmp_path / 'missing.pt'))
-
-
 @needs_yolov5n
 def test_yolov5_checkpoint_is_pointed_to_its_converter():
     with pytest.raises(ValueError, match='yolov5_to_mmyolo.py'):
         convert_yolo11(YOLOV5N_PT)
 
 
-def test_cli_one_line_error(tmp_path):
-    torch.save({'state_dict': {}}, tmp_path / 'mm.pth')
-    out = subprocess.run(
-        [sys.executable, 'tools/model_converters/yolo11_to_mmyolo.py',
-         str(tmp_path / 'mm.pth'), str(tmp_path / 'o.pth')],
-        capture_output=True, text=True, timeout=300)
-    assert out.returncode != 0
-    assert out.stderr.strip().count('\n') == 0, out.stderr
-    assert out.stderr.startswith('error: ') and 'YOLO11' in out.stderr
-    assert not (tmp_path / 'o.pth').exists()
+# the refusals common to both converters (foreign files, the CLI's one-line
+# errors): tests/test_yolov5_converter.py

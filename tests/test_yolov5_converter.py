@@ -4,6 +4,7 @@ import sys
 import pytest
 import torch
 
+from mmzsq.converters.yolo11 import convert_yolo11
 from mmzsq.converters.yolov5 import convert_yolov5, load_ultralytics_model
 
 from .conftest import YOLOV5N_PT, needs_yolov5n
@@ -38,26 +39,37 @@ def test_restricted_unpickler_builds_no_real_modules():
     assert model._class == 'models.yolo.Model'
 
 
-def test_refuses_non_yolov5(tmp_path):
+CONVERTERS = [(convert_yolov5, 'YOLOv5', 'yolov5_to_mmyolo.py'),
+              (convert_yolo11, 'YOLO11', 'yolo11_to_mmyolo.py')]
+
+
+@pytest.mark.parametrize('convert,family,_', CONVERTERS)
+def test_refuses_foreign_files(convert, family, _, tmp_path):
     torch.save({'state_dict': {'a': torch.ones(1)}}, tmp_path / 'mm.pth')
-    with pytest.raises(ValueError, match='not an Ultralytics YOLOv5'):
-        convert_yolov5(str(tmp_path / 'mm.pth'))
+    with pytest.raises(ValueError, match=f'not an Ultralytics {family}'):
+        convert(str(tmp_path / 'mm.pth'))
     (tmp_path / 'junk.pt').write_bytes(b'not a checkpoint')
     with pytest.raises(ValueError, match='not a torch zip archive'):
-        convert_yolov5(str(tmp_path / 'junk.pt'))
+        convert(str(tmp_path / 'junk.pt'))
     # a pickle naming something outside the allow-list is refused, not run
     torch.save({'model': subprocess.Popen}, tmp_path / 'evil.pt')
     with pytest.raises(ValueError, match='refusing to load .*Popen'):
-        convert_yolov5(str(tmp_path / 'evil.pt'))
+        convert(str(tmp_path / 'evil.pt'))
     with pytest.raises(FileNotFoundError, match='checkpoint not found'):
-        convert_yolov5(str(tmp_path / 'missing.pt'))
+        convert(str(tmp_path / 'missing.pt'))
 
 
-def test_cli_one_line_errors(tmp_path):
-    out = subprocess.run(
-        [sys.executable, 'tools/model_converters/yolov5_to_mmyolo.py',
-         str(tmp_path / 'missing.pt'), str(tmp_path / 'o.pth')],
-        capture_output=True, text=True, timeout=300)
-    assert out.returncode != 0
-    assert out.stderr.strip().count('\n') == 0
-    assert out.stderr.startswith('error: checkpoint not found')
+@pytest.mark.parametrize('_,family,tool', CONVERTERS)
+def test_cli_one_line_errors(_, family, tool, tmp_path):
+    torch.save({'state_dict': {}}, tmp_path / 'mm.pth')
+    for src, msg in (('missing.pt', 'error: checkpoint not found'),
+                     ('mm.pth', f'error: {tmp_path / "mm.pth"} is not an '
+                      f'Ultralytics {family}')):
+        out = subprocess.run(
+            [sys.executable, f'tools/model_converters/{tool}',
+             str(tmp_path / src), str(tmp_path / 'o.pth')],
+            capture_output=True, text=True, timeout=300)
+        assert out.returncode != 0
+        assert out.stderr.strip().count('\n') == 0, out.stderr
+        assert out.stderr.startswith(msg), out.stderr
+        assert not (tmp_path / 'o.pth').exists()

@@ -17,9 +17,13 @@ import time
 ROOT = osp.dirname(osp.dirname(osp.abspath(__file__)))
 sys.path.insert(0, ROOT)
 
-from mmzsq.utils.assets import coco_val_root, shared_path  # noqa: E402
-from mmzsq.utils.experiment import (PRESETS, Experiment,  # noqa: E402
-                                    model_size_mib, sh)
+from tools._common import import_mmzsq  # noqa: E402
+
+import_mmzsq()
+
+from tools._common.assets import coco_val_root, shared_path  # noqa: E402
+from tools._common.experiment import (PRESETS, Experiment,  # noqa: E402
+                                      model_size_mib, sh)
 
 
 def main():

@@ -11,6 +11,7 @@ nothing in the file is ever run.  The model-specific converters
 (:mod:`.yolov5`, :mod:`.yolo11`) then walk the records.
 """
 import collections
+import hashlib
 import os.path as osp
 import pickle
 import zipfile
@@ -136,6 +137,38 @@ def load_records(path: str, kind: str,
     if not isinstance(ckpt, dict):
         raise refuse(f'top level is {type(ckpt).__name__}')
     return ckpt
+
+
+def not_ultralytics(path: str, kind: str, why: str, advice: str,
+                    cls=ValueError) -> ValueError:
+    """The error for a file that is not the Ultralytics ``kind`` checkpoint
+    a converter expects: ``why``, and ``advice`` (which file to pass)."""
+    return cls(f'{path} is not an Ultralytics {kind} checkpoint ({why}). '
+               f'{advice}; an mmyolo/mmdet .pth needs no conversion.')
+
+
+def load_model(path: str, kind: str,
+               refuse: Callable[[str], Exception]) -> Tuple[object, str]:
+    """(``ema`` or else ``model`` entry, its class name) of the Ultralytics
+    ``.pt`` at ``path`` (see :func:`load_records`)."""
+    model = load_records(path, kind, refuse)
+    model = model.get('ema') or model.get('model')
+    return model, getattr(model, '_class', None) or type(model).__name__
+
+
+def checkpoint_meta(model, src: str, converter: str, **meta) -> dict:
+    """The ``meta`` of a converted checkpoint: source file and sha256, the
+    converter, ``meta``, and the class names as ``dataset_meta``."""
+    with open(src, 'rb') as f:
+        sha256 = hashlib.sha256(f.read()).hexdigest()
+    meta = dict(source=osp.basename(src), source_sha256=sha256,
+                converter=converter, **meta)
+    names = getattr(model, 'names', None)
+    if isinstance(names, dict):
+        names = [names[i] for i in sorted(names)]
+    if names:
+        meta['dataset_meta'] = dict(classes=tuple(str(n) for n in names))
+    return meta
 
 
 def named_tensors(rec: ModuleRecord,

@@ -25,13 +25,12 @@ Detect ``dfl``             dropped (fixed ``arange``; mmyolo's ``proj``)
 =========================  ==============================================
 """
 import collections
-import hashlib
-import os.path as osp
 from typing import Dict, Iterator, Optional, Tuple
 
 import torch
 
-from .ultralytics_pickle import ModuleRecord, load_records, short_class
+from .ultralytics_pickle import (ModuleRecord, checkpoint_meta, load_model,
+                                 not_ultralytics, short_class)
 
 __all__ = ['load_yolo11_model', 'convert_yolo11', 'YOLO11_LAYERS']
 
@@ -90,18 +89,16 @@ class _NotYOLO11(ValueError):
 
 
 def _not_yolo11(path: str, why: str) -> ValueError:
-    return _NotYOLO11(
-        f'{path} is not an Ultralytics YOLO11 detection checkpoint ({why}). '
-        'Pass a yolo11{n,s,m,l,x}.pt saved by Ultralytics 8.3+; an '
-        'mmyolo/mmdet .pth needs no conversion.')
+    return not_ultralytics(path, 'YOLO11 detection', why, 'Pass a '
+                           'yolo11{n,s,m,l,x}.pt saved by Ultralytics 8.3+',
+                           _NotYOLO11)
 
 
 def load_yolo11_model(path: str) -> ModuleRecord:
     """Unpickle the ``model`` (or ``ema``) entry of a YOLO11 ``.pt`` and
     check that its layers are YOLO11's."""
-    ckpt = load_records(path, 'YOLO11', lambda why: _not_yolo11(path, why))
-    model = ckpt.get('ema') or ckpt.get('model')
-    found = getattr(model, '_class', None) or type(model).__name__
+    model, found = load_model(path, 'YOLO11',
+                              lambda why: _not_yolo11(path, why))
     if found == 'models.yolo.Model':
         raise _not_yolo11(path, 'it is a YOLOv5 checkpoint: use '
                           'tools/model_converters/yolov5_to_mmyolo.py')
@@ -206,14 +203,6 @@ def convert_yolo11(src: str) -> dict:
     except _NotYOLO11 as e:
         raise _not_yolo11(src, str(e)) from None
     arch = _arch(model)
-    names = getattr(model, 'names', None)
-    if isinstance(names, dict):
-        names = [names[i] for i in sorted(names)]
-    with open(src, 'rb') as f:
-        sha256 = hashlib.sha256(f.read()).hexdigest()
-    meta = dict(source=osp.basename(src), source_sha256=sha256,
-                converter='mmzsq.converters.yolo11', arch=arch,
-                num_classes=arch['num_classes'])
-    if names:
-        meta['dataset_meta'] = dict(classes=tuple(str(n) for n in names))
+    meta = checkpoint_meta(model, src, 'mmzsq.converters.yolo11', arch=arch,
+                           num_classes=arch['num_classes'])
     return dict(state_dict=state_dict, meta=meta)

@@ -6,30 +6,26 @@ unpickler of :mod:`.ultralytics_pickle`; its tensors are collected exactly as
 mapping.
 """
 import collections
-import hashlib
 import importlib.util
 import os.path as osp
 
-from .ultralytics_pickle import ModuleRecord, load_records
+from .ultralytics_pickle import (ModuleRecord, checkpoint_meta, load_model,
+                                 not_ultralytics)
 from .ultralytics_pickle import named_tensors as _named_tensors
 
 __all__ = ['ModuleRecord', 'load_ultralytics_model', 'convert_yolov5']
 
 
 def _not_yolov5(path: str, why: str) -> ValueError:
-    return ValueError(
-        f'{path} is not an Ultralytics YOLOv5 checkpoint ({why}). Pass the '
-        '.pt released by ultralytics/yolov5 (e.g. yolov5n.pt v6.1); an '
-        'mmyolo/mmdet .pth needs no conversion.')
+    return not_ultralytics(path, 'YOLOv5', why, 'Pass the .pt released by '
+                           'ultralytics/yolov5 (e.g. yolov5n.pt v6.1)')
 
 
 def load_ultralytics_model(path: str) -> ModuleRecord:
     """Unpickle the ``model`` (or ``ema``) entry of a YOLOv5 ``.pt``."""
-    ckpt = load_records(path, 'YOLOv5', lambda why: _not_yolov5(path, why))
-    model = ckpt.get('ema') or ckpt.get('model')
-    if not isinstance(model, ModuleRecord) or \
-            model._class != 'models.yolo.Model':
-        found = getattr(model, '_class', None) or type(model).__name__
+    model, found = load_model(path, 'YOLOv5',
+                              lambda why: _not_yolov5(path, why))
+    if not isinstance(model, ModuleRecord) or found != 'models.yolo.Model':
         hint = ('; for YOLO11 use tools/model_converters/yolo11_to_mmyolo.py'
                 if found.startswith('ultralytics.') else '')
         raise _not_yolov5(path, f'no models.yolo.Model under "model", found '
@@ -89,16 +85,9 @@ def convert_yolov5(src: str) -> dict:
             continue
         state_dict[_rename(key, detect[0], convert_dict)] = \
             tensor.float().clone()
-    names = getattr(model, 'names', None)
-    if isinstance(names, dict):
-        names = [names[i] for i in sorted(names)]
-    with open(src, 'rb') as f:
-        sha256 = hashlib.sha256(f.read()).hexdigest()
-    meta = dict(source=osp.basename(src), source_sha256=sha256,
-                converter='mmzsq.converters.yolov5',
-                arch='P6' if detect[0] == '33' else 'P5',
-                num_classes=int(model.yaml['nc']) if isinstance(
-                    getattr(model, 'yaml', None), dict) else None)
-    if names:
-        meta['dataset_meta'] = dict(classes=tuple(str(n) for n in names))
+    meta = checkpoint_meta(
+        model, src, 'mmzsq.converters.yolov5',
+        arch='P6' if detect[0] == '33' else 'P5',
+        num_classes=int(model.yaml['nc']) if isinstance(
+            getattr(model, 'yaml', None), dict) else None)
     return dict(state_dict=state_dict, meta=meta)

@@ -17,7 +17,8 @@ import torch.nn as nn
 from mmengine.config import Config
 from mmengine.logging import MMLogger
 
-from mmzsq.utils.cli import check_checkpoint
+from mmzsq.utils.checkpoint import (check_checkpoint, read_checkpoint,
+                                    state_dict_of)
 from mmzsq.utils.errors import UserError
 
 OPSET = 17
@@ -39,12 +40,7 @@ def load_quantized_algorithm(config: str, checkpoint: str,
                         'configs/zsq/ config the checkpoint was trained with')
     cfg.model.init_checkpoint = None  # weights come from ``checkpoint``
     cfg.model.teacher_checkpoint = None
-    ckpt = torch.load(checkpoint, map_location='cpu', weights_only=False)
-    state = ckpt.get('state_dict', ckpt) if isinstance(ckpt, dict) else None
-    if not isinstance(state, dict):
-        raise UserError(f'{checkpoint} is not a state-dict checkpoint')
-    state = {k[7:] if k.startswith('module.') else k: v
-             for k, v in state.items()}
+    state = state_dict_of(read_checkpoint(checkpoint))
     if not any('fake_quant.' in k for k in state):
         raise UserError(
             f'{checkpoint} is a float checkpoint (no quantizer step sizes); '

@@ -109,6 +109,39 @@ def _set(root: nn.Module, name: str, new: nn.Module):
 
 
 @torch.no_grad()
+def _folded_float(m: nn.Module, w: torch.Tensor, k: torch.Tensor,
+                  bias: torch.Tensor) -> nn.Conv2d:
+    """A float conv (e.g. the stem) with its BN folded in."""
+    plain = nn.Conv2d(m.in_channels, m.out_channels, m.kernel_size,
+                      m.stride, m.padding, m.dilation, m.groups, True,
+                      m.padding_mode)
+    plain.weight.copy_(w * k.reshape(-1, 1, 1, 1))
+    plain.bias.copy_(bias)
+    return plain
+
+
+def _folded_quantized(m: nn.Module, w: torch.Tensor, k: torch.Tensor,
+                      bias: torch.Tensor) -> Tuple[nn.Module, int]:
+    """(QDQ layer, codes clamped): the student's weight codes kept, the BN
+    scale moved into the per-channel step (its sign into the codes)."""
+    c_out = w.shape[0]
+    wq, aq = m.weight_fake_quant, m.input_fake_quant
+    s_w = _step(wq).expand(c_out) if wq.scale.numel() == 1 \
+        else _step(wq).reshape(c_out)
+    view = [-1] + [1] * (w.dim() - 1)
+    q = (w / s_w.reshape(view)).clamp(wq.quant_min, wq.quant_max).round()
+    q = q * torch.where(k < 0, -1.0, 1.0).reshape(view)
+    flips = int((q > 127).sum())
+    q = q.clamp(-128, 127)
+    dead = k.abs() < 1e-12  # gamma == 0: output is the bias only
+    q[dead] = 0
+    s_new = torch.where(dead, s_w, s_w * k.abs())
+    cls = QDQConv2d if isinstance(m, nn.Conv2d) else QDQLinear
+    return cls(m, q, s_new, bias, _step(aq), aq.quant_min,
+               aq.quant_max), flips
+
+
+@torch.no_grad()
 def fold_student(student: nn.Module,
                  forward: Callable[[nn.Module], object]) -> nn.Module:
     """A copy of ``student`` (eval) with BN folded and every quantized layer
@@ -123,8 +156,9 @@ def fold_student(student: nn.Module,
     mods = dict(model.named_modules())
     flips = 0
     for name, m in list(mods.items()):
-        if not isinstance(m, (nn.Conv2d, nn.Linear)):
-            continue
+        if not isinstance(m, (nn.Conv2d, nn.Linear)) or (
+                not is_quantized(m) and name not in bn_of):
+            continue  # float layer without BN (e.g. prediction convs)
         w = m.weight.detach().float()
         c_out = w.shape[0]
         b = m.bias.detach().float() if m.bias is not None \
@@ -132,32 +166,12 @@ def fold_student(student: nn.Module,
         k, c = torch.ones(c_out), torch.zeros(c_out)
         if name in bn_of:
             k, c = _bn_affine(mods[bn_of[name]])
-        bias = k * b + c
-        if not is_quantized(m):  # float layer (e.g. stem, prediction convs)
-            if name not in bn_of:
-                continue
-            plain = nn.Conv2d(m.in_channels, m.out_channels, m.kernel_size,
-                              m.stride, m.padding, m.dilation, m.groups,
-                              True, m.padding_mode)
-            plain.weight.copy_(w * k.reshape(-1, 1, 1, 1))
-            plain.bias.copy_(bias)
-            _set(model, name, plain)
-            continue
-        wq, aq = m.weight_fake_quant, m.input_fake_quant
-        s_w = _step(wq).expand(c_out) if wq.scale.numel() == 1 \
-            else _step(wq).reshape(c_out)
-        view = [-1] + [1] * (w.dim() - 1)
-        q = (w / s_w.reshape(view)).clamp(wq.quant_min, wq.quant_max).round()
-        sign = torch.where(k < 0, -1.0, 1.0)
-        q = q * sign.reshape(view)
-        flips += int((q > 127).sum())
-        q = q.clamp(-128, 127)
-        dead = k.abs() < 1e-12  # gamma == 0: output is the bias only
-        q[dead] = 0
-        s_new = torch.where(dead, s_w, s_w * k.abs())
-        cls = QDQConv2d if isinstance(m, nn.Conv2d) else QDQLinear
-        _set(model, name, cls(m, q, s_new, bias, _step(aq),
-                              aq.quant_min, aq.quant_max))
+        if is_quantized(m):
+            new, n = _folded_quantized(m, w, k, k * b + c)
+            flips += n
+        else:
+            new = _folded_float(m, w, k, k * b + c)
+        _set(model, name, new)
     for bn in pairs:
         _set(model, bn, nn.Identity())
     MMLogger.get_current_instance().info(

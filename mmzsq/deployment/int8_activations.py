@@ -151,25 +151,13 @@ class _Classes:
         return res
 
 
-def quantize_activations(
-        model: onnx.ModelProto,
-        calibrate: Optional[Callable[[List[str]], Dict[str, Tuple[float,
-                                                                  float]]]]
-        = None) -> Dict[str, int]:
-    """Rewrite ``model`` in place (see module docstring).
-
-    ``calibrate(names) -> {name: (min, max)}`` observes float tensors (see
-    :func:`ort_min_max`); without it, tensors that need a calibrated grid
-    stay float.  Returns counts of what was done.
-    """
-    g = model.graph
-    gr = _Graph(model)
-    ops = _int8_ops(gr, g.node)
-    outs = [n.output[0] for n in ops]
-    out_set = set(outs)
+def _shared_grids(gr: _Graph, ops: list) -> Tuple[_Classes, Dict[str, Grid]]:
+    """The int8 ops' output tensors grouped into classes sharing one grid
+    (rule 1 of the module docstring), and the grids fixed by rules 1 and 3
+    (a MaxPool / Resize straight from a DQ, a Sigmoid)."""
+    out_set = {n.output[0] for n in ops}
     op_ids = {id(n) for n in ops}
-    cls = _Classes()
-    fixed: Dict[str, Grid] = {}
+    cls, fixed = _Classes(), {}
     for n in ops:
         cls.find(n.output[0])
         if n.op_type in ORDER_PRESERVING:
@@ -184,9 +172,15 @@ def quantize_activations(
                     cls.union(x, n.output[0])
         elif n.op_type == 'Sigmoid':
             fixed[n.output[0]] = SIGMOID_GRID
-    groups = cls.groups()
+    return cls, fixed
 
-    grid: Dict[str, Grid] = {}  # class root -> grid
+
+def _choose_grids(gr: _Graph, groups: Dict[str, List[str]],
+                  fixed: Dict[str, Grid], calibrate) -> Tuple[Dict, int]:
+    """(class root -> grid, how many were calibrated): a fixed grid, else
+    the student's (rule 2), else calibrated min/max (rule 4, only with
+    ``calibrate``)."""
+    grid: Dict[str, Grid] = {}
     need_calib = []
     for root, members in groups.items():
         fx = [fixed[t] for t in members if t in fixed]
@@ -198,18 +192,72 @@ def quantize_activations(
             grid[root] = max(qs, key=lambda q: (count[q], q))
         else:
             need_calib.append(root)
-    calibrated = 0
-    if need_calib and calibrate is not None:
-        names = sorted({t for r in need_calib for t in groups[r]})
-        ranges = calibrate(names)
-        for r in need_calib:
-            lo = min(ranges[t][0] for t in groups[r])
-            hi = max(ranges[t][1] for t in groups[r])
-            grid[r] = asymmetric_uint8(lo, hi)
-            calibrated += 1
+    if not need_calib or calibrate is None:
+        return grid, 0
+    ranges = calibrate(sorted({t for r in need_calib for t in groups[r]}))
+    for r in need_calib:
+        grid[r] = asymmetric_uint8(min(ranges[t][0] for t in groups[r]),
+                                   max(ranges[t][1] for t in groups[r]))
+    return grid, len(need_calib)
 
-    # rewrite: t -> Q(grid) -> DQ -> consumers; a student Q on the same grid
-    # is replaced by the new Q
+
+def _same_grid(sg: Optional[Grid], s: float, zp: int) -> bool:
+    return sg is not None and np.float32(sg[0]) == np.float32(s) and \
+        sg[1] == zp
+
+
+def _rename_input(node, old: str, new: str):
+    for j, i in enumerate(node.input):
+        if i == old:
+            node.input[j] = new
+
+
+def _insert_qdq(g, gr: _Graph, t: str, sn: str, zn: str, s: float,
+                zp: int, drop: set, stats: Dict[str, int]) -> list:
+    """``t -> Q -> DQ -> consumers`` on the grid (``sn``, ``zn``); a
+    student Q on the same grid is bypassed (its consumers read the new Q)
+    and dropped.  Returns the new nodes."""
+    q_out, dq_out = t + '_i8_q', t + '_i8'
+    nodes = [helper.make_node('QuantizeLinear', [t, sn, zn], [q_out],
+                              name=t + '_i8_Q')]
+    need_dq = False
+    for c in gr.consumers[t]:
+        sg = gr.grid_of(c) if c.op_type == 'QuantizeLinear' else None
+        if _same_grid(sg, s, zp):
+            if any(o.name == c.output[0] for o in g.output):
+                raise ValueError('graph output is a Q node')
+            for u in gr.consumers[c.output[0]]:
+                _rename_input(u, c.output[0], q_out)
+            drop.add(id(c))
+            stats['reused_student_grid'] += 1
+            continue
+        if sg is not None:
+            stats['requantized'] += 1
+        need_dq = True
+        _rename_input(c, t, dq_out)
+    if need_dq:
+        nodes.append(helper.make_node('DequantizeLinear', [q_out, sn, zn],
+                                      [dq_out], name=t + '_i8_DQ'))
+    return nodes
+
+
+def quantize_activations(
+        model: onnx.ModelProto,
+        calibrate: Optional[Callable[[List[str]], Dict[str, Tuple[float,
+                                                                  float]]]]
+        = None) -> Dict[str, int]:
+    """Rewrite ``model`` in place (see module docstring).
+
+    ``calibrate(names) -> {name: (min, max)}`` observes float tensors (see
+    :func:`ort_min_max`); without it, tensors that need a calibrated grid
+    stay float.  Returns counts of what was done.
+    """
+    g = model.graph
+    gr = _Graph(model)
+    ops = _int8_ops(gr, g.node)
+    cls, fixed = _shared_grids(gr, ops)
+    groups = cls.groups()
+    grid, calibrated = _choose_grids(gr, groups, fixed, calibrate)
     new_nodes, new_inits, drop = [], [], set()
     stats = dict(int8_ops=0, reused_student_grid=0, calibrated=calibrated,
                  requantized=0)
@@ -221,34 +269,7 @@ def quantize_activations(
         new_inits += [numpy_helper.from_array(np.array(s, np.float32), sn),
                       numpy_helper.from_array(np.array(zp, np.uint8), zn)]
         for t in members:
-            q_out, dq_out = t + '_i8_q', t + '_i8'
-            new_nodes.append(helper.make_node(
-                'QuantizeLinear', [t, sn, zn], [q_out], name=t + '_i8_Q'))
-            need_dq = False
-            for c in gr.consumers[t]:
-                sg = gr.grid_of(c) if c.op_type == 'QuantizeLinear' else None
-                if sg is not None and np.float32(sg[0]) == np.float32(s) \
-                        and sg[1] == zp:
-                    for u in gr.consumers[c.output[0]]:
-                        for j, i in enumerate(u.input):
-                            if i == c.output[0]:
-                                u.input[j] = q_out
-                    for o in g.output:
-                        if o.name == c.output[0]:
-                            raise ValueError('graph output is a Q node')
-                    drop.add(id(c))
-                    stats['reused_student_grid'] += 1
-                    continue
-                if sg is not None:
-                    stats['requantized'] += 1
-                need_dq = True
-                for j, i in enumerate(c.input):
-                    if i == t:
-                        c.input[j] = dq_out
-            if need_dq:
-                new_nodes.append(helper.make_node(
-                    'DequantizeLinear', [q_out, sn, zn], [dq_out],
-                    name=t + '_i8_DQ'))
+            new_nodes += _insert_qdq(g, gr, t, sn, zn, s, zp, drop, stats)
     stats['int8_ops'] = sum(1 for n in ops if _grid_known(n, cls, grid))
     kept = [n for n in g.node if id(n) not in drop]
     g.initializer.extend(new_inits)
@@ -300,40 +321,47 @@ def _toposort(nodes, graph) -> list:
     return order
 
 
+class _Batches:
+    """An onnxruntime ``CalibrationDataReader`` over preprocessed batches."""
+
+    def __init__(self, input_name: str, inputs: List[np.ndarray]):
+        self._feeds = iter([{input_name: np.ascontiguousarray(
+            x, dtype=np.float32)} for x in inputs])
+
+    def get_next(self) -> Optional[dict]:
+        return next(self._feeds, None)
+
+
 def ort_min_max(model: onnx.ModelProto, inputs: Iterable[np.ndarray]
                 ) -> Callable[[List[str]], Dict[str, Tuple[float, float]]]:
-    """A ``calibrate`` for :func:`quantize_activations`: runs ``model``
-    (as it is before the rewrite) in onnxruntime with the named tensors as
-    extra outputs over ``inputs`` (preprocessed batches) and returns their
-    min/max."""
+    """A ``calibrate`` for :func:`quantize_activations`: onnxruntime's
+    MinMax calibrator (``onnxruntime.quantization.create_calibrator``) run
+    on ``model`` (as it is before the rewrite) over ``inputs``
+    (preprocessed batches); the named tensors' global [min, max]."""
     inputs = list(inputs)
 
     def calibrate(names):
-        import onnxruntime as ort
-        m = onnx.ModelProto()
-        m.CopyFrom(model)
-        have = {o.name for o in m.graph.output}
-        for t in names:
-            if t not in have:
-                m.graph.output.append(helper.make_tensor_value_info(
-                    t, onnx.TensorProto.FLOAT, None))
-        so = ort.SessionOptions()
-        so.log_severity_level = 3
-        so.graph_optimization_level = \
-            ort.GraphOptimizationLevel.ORT_DISABLE_ALL
-        sess = ort.InferenceSession(m.SerializeToString(), so,
-                                    providers=['CPUExecutionProvider'])
-        in_name = sess.get_inputs()[0].name
-        res: Dict[str, Tuple[float, float]] = {}
+        import os.path as osp
+        import tempfile
+
+        from onnxruntime.quantization import CalibrationMethod
+        from onnxruntime.quantization.calibrate import create_calibrator
         if not inputs:
             raise ValueError('ort_min_max: no calibration batches')
-        for x in inputs:
-            vals = sess.run(names, {in_name: np.ascontiguousarray(
-                x, dtype=np.float32)})
-            for t, v in zip(names, vals):
-                lo, hi = float(v.min()), float(v.max())
-                o = res.get(t, (lo, hi))
-                res[t] = (min(lo, o[0]), max(hi, o[1]))
+        producer = {o: n.op_type for n in model.graph.node for o in n.output}
+        in_name = model.graph.input[0].name
+        with tempfile.TemporaryDirectory() as d:
+            onnx.save(model, osp.join(d, 'model.onnx'))
+            calibrator = create_calibrator(
+                osp.join(d, 'model.onnx'), sorted({producer[t]
+                                                   for t in names}),
+                osp.join(d, 'augmented.onnx'), CalibrationMethod.MinMax)
+            calibrator.collect_data(_Batches(in_name, inputs))
+            ranges = calibrator.compute_data()
+        res = {}
+        for t in names:
+            lo, hi = ranges[t].range_value
+            res[t] = (float(np.min(lo)), float(np.max(hi)))
         return res
 
     return calibrate

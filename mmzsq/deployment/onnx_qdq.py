@@ -42,6 +42,69 @@ def _bcast(v, axis, ndim):
     return v.reshape(shape)
 
 
+def _weight_codes(q, const, consumers, new_inits) -> bool:
+    """``Q(constant float)`` -> its codes as an int8 initializer read by
+    the ``DequantizeLinear`` s (True: done, drop ``q``)."""
+    x = q.input[0]
+    if x not in const or q.input[1] not in const:
+        return False
+    w, s = const[x].astype(np.float32), const[q.input[1]]
+    zp = const[q.input[2]] if len(q.input) > 2 else np.zeros((), np.int8)
+    axis = _axis(q) % w.ndim
+    s_b, zp_b = _bcast(s, axis, w.ndim), _bcast(zp, axis, w.ndim)
+    info = np.iinfo(zp.dtype)
+    codes = np.clip(np.rint(w / s_b) + zp_b.astype(np.int64), info.min,
+                    info.max).astype(zp.dtype)
+    name = x + '_quantized'
+    new_inits.append(numpy_helper.from_array(codes, name))
+    for dq in consumers.get(q.output[0], []):
+        dq.input[0] = name
+    return True
+
+
+def _dequantized_inputs(n, const, producer) -> bool:
+    """A Conv / Gemm (transB) with a constant bias whose input and weight
+    both come from a ``DequantizeLinear``."""
+    if n.op_type not in ('Conv', 'Gemm') or len(n.input) < 3 or \
+            n.input[2] not in const:
+        return False
+    dqx, dqw = producer.get(n.input[0]), producer.get(n.input[1])
+    if not (dqx is not None and dqw is not None and
+            dqx.op_type == dqw.op_type == 'DequantizeLinear'):
+        return False
+    return n.op_type != 'Gemm' or not any(
+        a.name == 'transB' and a.i == 0 for a in n.attribute)
+
+
+def _int32_bias(n, const, producer, new_inits, new_nodes):
+    """``n``'s float bias -> ``DequantizeLinear(b_q, s_x*s_w, 0)``."""
+    dqx, dqw = producer[n.input[0]], producer[n.input[1]]
+    s_x = const[dqx.input[1]].astype(np.float64).reshape(())
+    s_w = const[dqw.input[1]].astype(np.float64).reshape(-1)
+    b = const[n.input[2]].astype(np.float64)
+    s_b = (s_x * s_w) * np.ones_like(b)
+    codes = np.clip(np.rint(b / s_b), -2**31, 2**31 - 1).astype(np.int32)
+    base = n.input[2]
+    new_inits += [
+        numpy_helper.from_array(codes, base + '_int32'),
+        numpy_helper.from_array(s_b.astype(np.float32),
+                                base + '_int32_scale'),
+        numpy_helper.from_array(np.zeros_like(codes), base + '_int32_zp')]
+    out = base + '_dequantized'
+    new_nodes.append(helper.make_node(
+        'DequantizeLinear', [base + '_int32', base + '_int32_scale',
+                             base + '_int32_zp'], [out], axis=0,
+        name=base + '_DequantizeLinear'))
+    n.input[2] = out
+
+
+def _drop_unused_initializers(g):
+    used = {i for n in g.node for i in n.input} | {o.name for o in g.output}
+    keep = [i for i in g.initializer if i.name in used]
+    del g.initializer[:]
+    g.initializer.extend(keep)
+
+
 def finalize_qdq(model: onnx.ModelProto) -> Dict[str, int]:
     """Rewrite ``model`` in place; returns counts of what was rewritten."""
     g = model.graph
@@ -51,66 +114,17 @@ def finalize_qdq(model: onnx.ModelProto) -> Dict[str, int]:
     for n in g.node:
         for i in n.input:
             consumers.setdefault(i, []).append(n)
-    drop, new_inits, new_nodes = set(), [], []
-    stats = dict(int8_weights=0, int32_biases=0)
-
+    new_inits, new_nodes = [], []
     # 1. Q(constant float) -> int8 initializer
-    for q in [n for n in g.node if n.op_type == 'QuantizeLinear']:
-        x = q.input[0]
-        if x not in const or q.input[1] not in const:
-            continue
-        w, s = const[x].astype(np.float32), const[q.input[1]]
-        zp = const[q.input[2]] if len(q.input) > 2 else np.zeros((), np.int8)
-        axis = _axis(q) % w.ndim
-        s_b, zp_b = _bcast(s, axis, w.ndim), _bcast(zp, axis, w.ndim)
-        info = np.iinfo(zp.dtype)
-        codes = np.clip(np.rint(w / s_b) + zp_b.astype(np.int64), info.min,
-                        info.max).astype(zp.dtype)
-        name = x + '_quantized'
-        new_inits.append(numpy_helper.from_array(codes, name))
-        for dq in consumers.get(q.output[0], []):
-            dq.input[0] = name
-        drop.add(id(q))
-        stats['int8_weights'] += 1
-
+    drop = {id(q) for q in g.node if q.op_type == 'QuantizeLinear' and
+            _weight_codes(q, const, consumers, new_inits)}
     # 2. float bias of DQ-input, DQ-weight Conv / Gemm -> int32 DQ
-    for n in g.node:
-        if n.op_type not in ('Conv', 'Gemm') or len(n.input) < 3 or \
-                n.input[2] not in const:
-            continue
-        dqx, dqw = producer.get(n.input[0]), producer.get(n.input[1])
-        if not (dqx is not None and dqw is not None and
-                dqx.op_type == dqw.op_type == 'DequantizeLinear'):
-            continue
-        if n.op_type == 'Gemm' and any(
-                a.name == 'transB' and a.i == 0 for a in n.attribute):
-            continue
-        s_x = const[dqx.input[1]].astype(np.float64).reshape(())
-        s_w = const[dqw.input[1]].astype(np.float64).reshape(-1)
-        b = const[n.input[2]].astype(np.float64)
-        s_b = (s_x * s_w) * np.ones_like(b)
-        codes = np.clip(np.rint(b / s_b), -2**31, 2**31 - 1).astype(np.int32)
-        base = n.input[2]
-        new_inits += [
-            numpy_helper.from_array(codes, base + '_int32'),
-            numpy_helper.from_array(s_b.astype(np.float32),
-                                    base + '_int32_scale'),
-            numpy_helper.from_array(np.zeros_like(codes),
-                                    base + '_int32_zp')]
-        out = base + '_dequantized'
-        new_nodes.append(helper.make_node(
-            'DequantizeLinear', [base + '_int32', base + '_int32_scale',
-                                 base + '_int32_zp'], [out], axis=0,
-            name=base + '_DequantizeLinear'))
-        n.input[2] = out
-        stats['int32_biases'] += 1
-
+    biased = [n for n in g.node if _dequantized_inputs(n, const, producer)]
+    for n in biased:
+        _int32_bias(n, const, producer, new_inits, new_nodes)
     kept = [n for n in g.node if id(n) not in drop]
     del g.node[:]
     g.node.extend(new_nodes + kept)
     g.initializer.extend(new_inits)
-    used = {i for n in g.node for i in n.input} | {o.name for o in g.output}
-    keep = [i for i in g.initializer if i.name in used]
-    del g.initializer[:]
-    g.initializer.extend(keep)
-    return stats
+    _drop_unused_initializers(g)
+    return dict(int8_weights=len(drop), int32_biases=len(biased))

@@ -83,3 +83,38 @@ def predict(session, groups: List[int], bbox_head, inputs, data_samples,
     for s, r in zip(data_samples, results):
         s.pred_instances = r
     return data_samples
+
+
+class SingleStageRunner:
+    """A single-stage export run by onnxruntime, decoded by the config's
+    ``bbox_head.predict_by_feat`` (the counterpart of
+    :class:`~mmzsq.deployment.two_stage.TwoStageRunner`).
+
+    ``detector``: the float detector built from the config (its head's
+    post-processing and test_cfg are used; its weights are not).
+    """
+
+    def __init__(self, detector, onnx_path: str, threads: int = 1,
+                 work_dir: Optional[str] = None):
+        import os.path as osp
+
+        from .export import output_groups
+        self.detector, self.groups = detector, output_groups(onnx_path)
+        self.optimized = {}
+        opt = None
+        if work_dir:
+            opt = self.optimized['features'] = osp.join(
+                work_dir, osp.basename(onnx_path).replace(
+                    '.onnx', '_ort_opt.onnx'))
+        self.sessions = {'features': make_session(onnx_path, threads, opt)}
+
+    @torch.no_grad()
+    def predict(self, inputs, data_samples, rescale: bool = True):
+        return predict(self.sessions['features'], self.groups,
+                       self.detector.bbox_head, inputs, data_samples,
+                       rescale)
+
+    def kernels(self) -> Dict[str, int]:
+        """int8 kernel counts of the onnxruntime-optimised graph (needs
+        ``work_dir``)."""
+        return int8_kernels(self.optimized['features'])

@@ -8,6 +8,7 @@ Every mmzsq entry point that loads weights goes through :func:`read_checkpoint`
 and :func:`check_state_dict` instead, which raise one-line
 :class:`~mmzsq.utils.errors.CheckpointError` s naming the fix.
 """
+import os.path as osp
 import re
 from collections import OrderedDict
 from typing import Dict, Iterable, Optional, Sequence, Tuple
@@ -48,6 +49,14 @@ def _why_unreadable(e: BaseException) -> str:
     return 'a pickle that is not a torch.save state dict'
 
 
+def check_checkpoint(path: str) -> None:
+    """A :class:`CheckpointError` naming the fix unless ``path`` is a
+    file (checked before anything is built)."""
+    if not path or not osp.isfile(osp.expanduser(path)):
+        raise CheckpointError(f'checkpoint not found: {path}; {_CONVERT}, '
+                              'or fix the path')
+
+
 def read_checkpoint(path: str, map_location='cpu') -> dict:
     """The checkpoint dict at ``path`` (local file or URL, through mmengine's
     :class:`CheckpointLoader`); a :class:`CheckpointError` when it is not a
@@ -79,7 +88,13 @@ def read_checkpoint(path: str, map_location='cpu') -> dict:
 
 def state_dict_of(ckpt: dict, revise_keys=REVISE_KEYS) -> 'OrderedDict':
     """``ckpt['state_dict']`` (or the dict itself) with mmengine's
-    ``revise_keys`` applied, as in ``mmengine.runner.load_checkpoint``."""
+    ``revise_keys`` applied, as in ``mmengine.runner.load_checkpoint``.
+
+    mmengine applies ``revise_keys`` only inside
+    ``_load_checkpoint_to_model``, i.e. while it loads (``strict=False``,
+    or ``strict=True`` raising after a partial load); :func:`load_checked`
+    checks the revised keys *before* anything is loaded, then loads with
+    that very function."""
     state = ckpt.get('state_dict', ckpt)
     for p, r in revise_keys:
         state = OrderedDict((re.sub(p, r, k), v) for k, v in state.items())

@@ -1,13 +1,13 @@
 """Shared plumbing of the command-line tools: runner building and the
 one-line, fix-naming errors users get for bad input."""
 import contextlib
-import os.path as osp
 import re
 import sys
 
 from mmengine.config import Config
 
-
+# re-exported for the tools (the library imports them from their modules)
+from mmzsq.utils.checkpoint import check_checkpoint  # noqa: F401
 from mmzsq.utils.errors import (ConfigError,  # noqa: F401
                                 SynthesisInterrupted, UserError)
 
@@ -25,15 +25,6 @@ def load_config(path: str) -> Config:
     cfg = Config.fromfile(path)
     return Config(cfg.to_dict(), cfg_text=cfg.text, filename=cfg.filename,
                   env_variables=cfg.env_variables, format_python_code=False)
-
-
-def check_checkpoint(path: str) -> None:
-    if not path or not osp.isfile(osp.expanduser(path)):
-        raise UserError(
-            f'checkpoint not found: {path}. Pass a .pth saved by '
-            'tools/train.py, or convert an Ultralytics .pt first with '
-            'tools/model_converters/yolov5_to_mmyolo.py (YOLOv5) or '
-            'yolo11_to_mmyolo.py (YOLO11).')
 
 
 def check_runner_checkpoint(runner, path: str, config: str,

@@ -14,7 +14,9 @@ import mmzsq  # noqa: E402,F401
 
 def make_grid(set_dir: str, num: int = 16, cols: int = 4,
               cell: int = 320):
-    import cv2
+    """The first ``num`` images of the set with their labels drawn, in a
+    ``cols``-wide grid of ``cell`` px tiles (RGB uint8)."""
+    import mmcv
     import numpy as np
     import torch
     from mmdet.structures import DetDataSample
@@ -34,7 +36,8 @@ def make_grid(set_dir: str, num: int = 16, cols: int = 4,
         per_img.setdefault(a['image_id'], []).append(a)
     tiles = []
     for im in coco['images'][:num]:
-        img = cv2.imread(osp.join(set_dir, 'images', im['file_name']))
+        img = mmcv.imread(osp.join(set_dir, 'images', im['file_name']),
+                          channel_order='rgb')
         anns = per_img.get(im['id'], [])
         boxes = torch.tensor([[a['bbox'][0], a['bbox'][1],
                                a['bbox'][0] + a['bbox'][2],
@@ -45,9 +48,9 @@ def make_grid(set_dir: str, num: int = 16, cols: int = 4,
             bboxes=boxes,
             labels=torch.tensor([a['category_id'] for a in anns],
                                 dtype=torch.long))
-        vis.add_datasample(im['file_name'], img[..., ::-1].copy(), ds,
-                           draw_pred=False, show=False)
-        tiles.append(cv2.resize(vis.get_image()[..., ::-1], (cell, cell)))
+        vis.add_datasample(im['file_name'], img, ds, draw_pred=False,
+                           show=False)
+        tiles.append(mmcv.imresize(vis.get_image(), (cell, cell)))
     if not tiles:
         raise ValueError(f'{set_dir} has no images')
     rows = (len(tiles) + cols - 1) // cols
@@ -68,13 +71,13 @@ def main(argv=None):
     p.add_argument('--cols', type=int, default=4)
     p.add_argument('--cell', type=int, default=320)
     args = p.parse_args(argv)
-    import cv2
+    import mmcv
     try:
         grid = make_grid(args.set_dir, args.num, args.cols, args.cell)
     except (FileNotFoundError, ValueError) as e:
         sys.exit(f'error: {e}')
     out = args.out or osp.join(args.set_dir, 'browse.png')
-    cv2.imwrite(out, grid)
+    mmcv.imwrite(mmcv.rgb2bgr(grid), out)
     print(out)
 
 

@@ -8,7 +8,11 @@ import sys
 
 sys.path.insert(0, osp.dirname(osp.dirname(osp.dirname(osp.abspath(
     __file__)))))
-import mmzsq  # noqa: E402,F401
+from tools._common import import_mmzsq  # noqa: E402
+
+import_mmzsq()
+
+from mmzsq.utils.cli import exit_on_user_error, load_config  # noqa: E402
 
 
 def main(argv=None):
@@ -17,25 +21,17 @@ def main(argv=None):
     p.add_argument('config', help='config whose `model` is the teacher')
     p.add_argument('checkpoint')
     args = p.parse_args(argv)
-    from mmengine.config import Config
-    from mmengine.registry import DefaultScope
-    from mmengine.runner import load_checkpoint
+    from mmdet.apis import init_detector
 
     from mmzsq.evaluation import label_image_agreement
     from mmzsq.synthesis import DetectorAdapter
-    from mmzsq.synthesis.generate import _default_scope
     if not osp.exists(osp.join(args.set_dir, 'annotations.json')):
         sys.exit(f'error: {args.set_dir} has no annotations.json; run '
                  'tools/synthesize.py first')
-    cfg = Config.fromfile(args.config)
-    scope = _default_scope(cfg.model)
-    import importlib
-    importlib.import_module(f'{scope}.models')
-    registry = importlib.import_module(f'{scope}.registry')
-    with DefaultScope.overwrite_default_scope(scope):
-        model = registry.MODELS.build(cfg.model)
-    load_checkpoint(model, args.checkpoint, map_location='cpu')
-    res = label_image_agreement(DetectorAdapter(model), args.set_dir)
+    with exit_on_user_error():
+        model = init_detector(load_config(args.config), args.checkpoint,
+                              device='cpu', cfg_options={})
+        res = label_image_agreement(DetectorAdapter(model), args.set_dir)
     print(' '.join(f'{k}={v:.3f}' for k, v in res.items()))
 
 

@@ -49,6 +49,42 @@ def kl_divergence(p, q, eps=1e-6):
     return float((p * np.log(p / q)).sum())
 
 
+def plot(series, names, out):
+    """Category-frequency bars and box-size / boxes-per-image histograms
+    of each ``(label, freq, sizes, per_image)`` series; the PNG paths."""
+    import matplotlib
+    matplotlib.use('Agg')
+    import matplotlib.pyplot as plt
+
+    def save(fig, ax, name):
+        ax.legend()
+        fig.tight_layout()
+        paths.append(osp.join(out, f'{name}.png'))
+        fig.savefig(paths[-1], dpi=100)
+        plt.close(fig)
+
+    paths = []
+    fig, ax = plt.subplots(figsize=(18, 4))
+    w = 0.8 / len(series)
+    for i, (lab, f, _, _) in enumerate(series):
+        ax.bar(np.arange(len(names)) + i * w, f / max(f.sum(), 1), w,
+               label=lab)
+    ax.set_xticks(np.arange(len(names)))
+    ax.set_xticklabels(names, rotation=90, fontsize=6)
+    ax.set_ylabel('fraction of boxes')
+    save(fig, ax, 'category_frequency')
+    for key, col, bins, xl in (('box_size', 2, np.linspace(0, 1, 21),
+                                'sqrt(box area / image area)'),
+                               ('boxes_per_image', 3, np.arange(0.5, 31.5),
+                                'boxes per image')):
+        fig, ax = plt.subplots(figsize=(6, 4))
+        for s in series:
+            ax.hist(s[col], bins=bins, density=True, alpha=0.5, label=s[0])
+        ax.set_xlabel(xl)
+        save(fig, ax, key)
+    return paths
+
+
 def main(argv=None):
     ap = argparse.ArgumentParser(description='label distribution plots')
     ap.add_argument('set', help='synthetic set dir or its annotations.json')
@@ -56,9 +92,6 @@ def main(argv=None):
                     'labels)')
     ap.add_argument('--out', help='output dir (default: the set dir)')
     args = ap.parse_args(argv)
-    import matplotlib
-    matplotlib.use('Agg')
-    import matplotlib.pyplot as plt
     try:
         syn = load(args.set)
         ref = load(args.ref) if args.ref else None
@@ -76,33 +109,7 @@ def main(argv=None):
         kl = kl_divergence(fr, fs)
         print(f'KL(reference || synthetic) over {len(names)} categories: '
               f'{kl:.4f}')
-    paths = []
-    fig, ax = plt.subplots(figsize=(18, 4))
-    w = 0.8 / len(series)
-    for i, (lab, f, _, _) in enumerate(series):
-        ax.bar(np.arange(len(names)) + i * w, f / max(f.sum(), 1), w,
-               label=lab)
-    ax.set_xticks(np.arange(len(names)))
-    ax.set_xticklabels(names, rotation=90, fontsize=6)
-    ax.set_ylabel('fraction of boxes')
-    ax.legend()
-    fig.tight_layout()
-    paths.append(osp.join(out, 'category_frequency.png'))
-    fig.savefig(paths[-1], dpi=100)
-    plt.close(fig)
-    for key, col, bins, xl in (('box_size', 2, np.linspace(0, 1, 21),
-                                'sqrt(box area / image area)'),
-                               ('boxes_per_image', 3, np.arange(0.5, 31.5),
-                                'boxes per image')):
-        fig, ax = plt.subplots(figsize=(6, 4))
-        for s in series:
-            ax.hist(s[col], bins=bins, density=True, alpha=0.5, label=s[0])
-        ax.set_xlabel(xl)
-        ax.legend()
-        fig.tight_layout()
-        paths.append(osp.join(out, f'{key}.png'))
-        fig.savefig(paths[-1], dpi=100)
-        plt.close(fig)
+    paths = plot(series, names, out)
     print(f'{int(fs.sum())} boxes on {len(bs)} images, '
           f'{bs.mean():.2f} boxes/image, {(fs > 0).sum()} classes')
     for p in paths:

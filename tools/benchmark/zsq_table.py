@@ -22,9 +22,13 @@ import sys
 sys.path.insert(0, osp.dirname(osp.dirname(osp.dirname(osp.abspath(
     __file__)))))
 
-from mmzsq.utils.assets import coco_val_root, shared_path  # noqa: E402
-from mmzsq.utils.experiment import (METHOD_NAMES, METHODS,  # noqa: E402
-                                    PRESETS, ROOT, Experiment)
+from tools._common import import_mmzsq  # noqa: E402
+
+import_mmzsq()
+
+from tools._common.assets import coco_val_root, shared_path  # noqa: E402
+from tools._common.experiment import (METHOD_NAMES, METHODS,  # noqa: E402
+                                      PRESETS, ROOT, Experiment)
 
 
 def main():

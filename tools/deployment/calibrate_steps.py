@@ -9,44 +9,40 @@ student, so every LSQ quantizer takes its initial step size
 is a checkpoint ``export_onnx.py`` accepts (for deployment tests and
 latency measurements; train with tools/train.py for accuracy).
 """
-import argparse
 import os.path as osp
 import sys
 
 sys.path.insert(0, osp.dirname(osp.dirname(osp.dirname(
     osp.abspath(__file__)))))
-try:
-    import mmzsq  # noqa: F401
-except ImportError as e:  # pragma: no cover
-    sys.exit(f'error: mmzsq is not importable ({e}); run `make install` '
-             'in the mmzsq checkout, or `pip install -e .` there.')
+from tools._common import (config_parser, import_mmzsq,  # noqa: E402
+                           load_tool_config)
 
-import torch  # noqa: E402
-from mmengine.config import Config  # noqa: E402
+import_mmzsq()
 
 from mmzsq.utils.cli import check_checkpoint, exit_on_user_error  # noqa
 
 
 def main(argv=None):
-    p = argparse.ArgumentParser(description='mmzsq: PTQ-init step sizes')
-    p.add_argument('config')
+    p = config_parser('mmzsq: PTQ-init step sizes',
+                      'the configs/zsq config to calibrate')
     p.add_argument('float_checkpoint')
     p.add_argument('--out', required=True)
     p.add_argument('--split', default='train',
                    choices=['train', 'val', 'test'])
     p.add_argument('--batch-size', type=int, default=8)
     args = p.parse_args(argv)
-    from mmengine.registry import MODELS, init_default_scope
+    import torch
+    from mmdet.apis import init_detector
 
     from mmzsq.deployment.data import build_loader, preprocessed
     with exit_on_user_error():
         check_checkpoint(args.float_checkpoint)
-        cfg = Config.fromfile(args.config)
+        cfg = load_tool_config(args.config, args.cfg_options)
         cfg.model.init_checkpoint = args.float_checkpoint
         cfg.model.teacher_checkpoint = None
         cfg[f'{args.split}_dataloader'].batch_size = args.batch_size
-        init_default_scope(cfg.get('default_scope', 'mmyolo'))
-        alg = MODELS.build(cfg.model)
+        # the float weights come in through the algorithm's init_weights
+        alg = init_detector(cfg, device='cpu', cfg_options={})
         alg.init_weights()
         alg.eval()
         loader = build_loader(cfg, args.split)

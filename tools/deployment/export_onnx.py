@@ -36,28 +36,24 @@ head outputs); proposals, RoIAlign, NMS and mask pasting stay in Python
 calibration runs the folded detector's full ``predict`` (RoI heads on the
 proposals / detections they see at test time).
 """
-import argparse
 import os.path as osp
 import sys
 
 sys.path.insert(0, osp.dirname(osp.dirname(osp.dirname(
     osp.abspath(__file__)))))
-try:
-    import mmzsq  # noqa: F401
-except ImportError as e:  # pragma: no cover
-    sys.exit(f'error: mmzsq is not importable ({e}); run `make install` '
-             'in the mmzsq checkout, or `pip install -e .` there.')
+from tools._common import config_parser, import_mmzsq  # noqa: E402
+
+import_mmzsq()
 
 import torch  # noqa: E402
-from mmengine.config import DictAction  # noqa: E402
 from mmengine.logging import MMLogger  # noqa: E402
 
 from mmzsq.utils.cli import exit_on_user_error  # noqa: E402
 
 
 def parse_args(argv=None):
-    p = argparse.ArgumentParser(description='mmzsq: export ONNX (QDQ)')
-    p.add_argument('config', help='the configs/zsq config of the checkpoint')
+    p = config_parser('mmzsq: export ONNX (QDQ)',
+                      'the configs/zsq config of the checkpoint')
     p.add_argument('checkpoint', help='quantized checkpoint (tools/train.py)')
     p.add_argument('--out', required=True, help='output .onnx path')
     p.add_argument('--input-size', type=int, nargs=2, default=[640, 640],
@@ -78,78 +74,94 @@ def parse_args(argv=None):
     p.add_argument('--seed', type=int, default=0,
                    help='seed of the calibration batches\' sampling (the '
                    'calibrated grids, hence mAP, depend on which images)')
-    p.add_argument('--cfg-options', nargs='+', action=DictAction)
     return p.parse_args(argv)
+
+
+def fold(alg, args):
+    """(deploy model, its QDQ layers): the student with BN folded into
+    QDQ layers (quantization off with ``--float``)."""
+    from mmzsq.deployment import fold_student
+    from mmzsq.deployment import two_stage as ts
+    from mmzsq.deployment.export import check_traceable
+    from mmzsq.deployment.qdq_layers import _QDQMixin
+    student = alg.architecture
+    check_traceable(student)  # before folding / calibrating
+    if ts.is_two_stage(student):
+        ts.check_two_stage(student)
+    x = torch.zeros(1, 3, *args.input_size)
+    deploy = fold_student(student, lambda m: ts.forward_once(m, x))
+    qdq = [(n, m) for n, m in deploy.named_modules()
+           if isinstance(m, _QDQMixin)]
+    for _, m in qdq:
+        m.quantize = not args.float
+    return deploy, qdq
+
+
+def calibrate(cfg, student, deploy, qdq, args):
+    """Calibrate the conv-output quantizers on ``--calib-batches`` batches
+    of the ``--calib-split`` dataloader; returns those batches' inputs (for
+    the int8-activation calibration) or None."""
+    from mmengine.runner import set_random_seed
+
+    from mmzsq.deployment import two_stage as ts
+    from mmzsq.deployment.calibrate import calibrate_outputs
+    from mmzsq.deployment.data import build_loader, preprocessed_batches
+    logger = MMLogger.get_instance('mmzsq')
+    set_random_seed(args.seed)
+    loader = build_loader(cfg, args.calib_split)
+    batches = list(preprocessed_batches(student, loader, args.calib_batches))
+    if ts.is_two_stage(student):  # full predict: RoI heads on test-time RoIs
+
+        def forward(b):
+            return deploy.predict(b['inputs'], b['data_samples'])
+    else:
+
+        def forward(b):
+            return deploy._forward(b['inputs'])
+    n = calibrate_outputs(deploy, forward, batches)
+    logger.info(f'output quantization of {n} layers calibrated on '
+                f'{len(batches)} {args.calib_split} batches')
+    missed = [name for name, m in qdq if m.out_scale is None]
+    if missed:
+        logger.warning(
+            f'{len(missed)} quantized layers saw no calibration data (e.g. '
+            f'{missed[0]}: no detections?); their outputs stay float (no '
+            'QLinearConv there)')
+    return None if args.no_int8_activations else [b['inputs']
+                                                  for b in batches]
+
+
+def export(deploy, args, calib, kind: str, layers: int) -> str:
+    """Write the graph(s); returns what was written, for the user."""
+    from mmzsq.deployment import two_stage as ts
+    from mmzsq.deployment.export import export_onnx
+    size, what = tuple(args.input_size), f'{layers} quantized layers'
+    if ts.is_two_stage(deploy):
+        paths = ts.export_two_stage(deploy, args.out, size, args.opset,
+                                    int8_activations=calib)
+        lines = [f'{kind} ONNX, {len(paths)} graphs ({what}, opset '
+                 f'{args.opset}):']
+        lines += [f'  {role}: {path}' for role, path in paths.items()]
+        return '\n'.join(lines)
+    groups = export_onnx(deploy, args.out, size, args.opset,
+                         int8_activations=calib)
+    return f'{kind} ONNX saved to {args.out} ({what}, outputs {groups}, ' \
+        f'opset {args.opset})'
 
 
 def main(argv=None):
     args = parse_args(argv)
-    from mmengine.runner import set_random_seed
-
-    from mmzsq.deployment import fold_student
-    from mmzsq.deployment import two_stage as ts
-    from mmzsq.deployment.calibrate import calibrate_outputs
-    from mmzsq.deployment.data import build_loader, preprocessed_batches
-    from mmzsq.deployment.export import (check_traceable, export_onnx,
-                                         load_quantized_algorithm)
-    from mmzsq.deployment.qdq_layers import _QDQMixin
-    logger = MMLogger.get_instance('mmzsq')
+    from mmzsq.deployment.export import load_quantized_algorithm
     with exit_on_user_error():
         cfg, alg = load_quantized_algorithm(args.config, args.checkpoint,
                                             args.cfg_options)
-        student = alg.architecture
-        check_traceable(student)  # before folding / calibrating
-        two_stage = ts.is_two_stage(student)
-        if two_stage:
-            ts.check_two_stage(student)
-        x = torch.zeros(1, 3, *args.input_size)
-        deploy = fold_student(student, lambda m: ts.forward_once(m, x))
-        qdq = [(n, m) for n, m in deploy.named_modules()
-               if isinstance(m, _QDQMixin)]
-        if args.float:
-            for _, m in qdq:
-                m.quantize = False
+        deploy, qdq = fold(alg, args)
         calib = None
         if not args.float and not args.no_output_quant:
-            set_random_seed(args.seed)
-            loader = build_loader(cfg, args.calib_split)
-            batches = list(preprocessed_batches(student, loader,
-                                                args.calib_batches))
-            if two_stage:  # full predict: RoI heads on test-time RoIs
-
-                def forward(b):
-                    return deploy.predict(b['inputs'], b['data_samples'])
-            else:
-
-                def forward(b):
-                    return deploy._forward(b['inputs'])
-            n = calibrate_outputs(deploy, forward, batches)
-            logger.info(f'output quantization of {n} layers calibrated on '
-                        f'{len(batches)} {args.calib_split} batches')
-            missed = [name for name, m in qdq if m.out_scale is None]
-            if missed:
-                logger.warning(
-                    f'{len(missed)} quantized layers saw no calibration data '
-                    f'(e.g. {missed[0]}: no detections?); their outputs stay '
-                    'float (no QLinearConv there)')
-            if not args.no_int8_activations:
-                calib = [b['inputs'] for b in batches]
-        if two_stage:
-            paths = ts.export_two_stage(deploy, args.out,
-                                        tuple(args.input_size), args.opset,
-                                        int8_activations=calib)
-        else:
-            groups = export_onnx(deploy, args.out, tuple(args.input_size),
-                                 args.opset, int8_activations=calib)
-    kind = 'FP32' if args.float else 'QDQ int8'
-    if not two_stage:
-        print(f'{kind} ONNX saved to {args.out} ({len(qdq)} quantized '
-              f'layers, outputs {groups}, opset {args.opset})')
-        return
-    print(f'{kind} ONNX, {len(paths)} graphs ({len(qdq)} quantized layers, '
-          f'opset {args.opset}):')
-    for role, path in paths.items():
-        print(f'  {role}: {path}')
+            calib = calibrate(cfg, alg.architecture, deploy, qdq, args)
+        msg = export(deploy, args, calib,
+                     'FP32' if args.float else 'QDQ int8', len(qdq))
+    print(msg)
 
 
 if __name__ == '__main__':

@@ -25,29 +25,26 @@ predict (RPN proposals, RoIAlign, both heads, NMS, mask pasting) on the
 same random image, whose RoI count the config's test_cfg sets (RPN
 ``max_per_img``) and whose detection count depends on the model.
 """
-import argparse
+import copy
 import json
-import os
 import os.path as osp
 import sys
 
 sys.path.insert(0, osp.dirname(osp.dirname(osp.dirname(
     osp.abspath(__file__)))))
-try:
-    import mmzsq  # noqa: F401
-except ImportError as e:  # pragma: no cover
-    sys.exit(f'error: mmzsq is not importable ({e}); run `make install` '
-             'in the mmzsq checkout, or `pip install -e .` there.')
+from tools._common import (config_parser, import_mmzsq,  # noqa: E402
+                           load_tool_config)
+
+import_mmzsq()
 
 import torch  # noqa: E402
-from mmengine.config import Config, DictAction  # noqa: E402
 
-from mmzsq.utils.cli import UserError, exit_on_user_error  # noqa: E402
+from mmzsq.utils.cli import exit_on_user_error  # noqa: E402
 
 
 def parse_args(argv=None):
-    p = argparse.ArgumentParser(description='mmzsq: onnxruntime eval')
-    p.add_argument('config', help='the config the model was exported from')
+    p = config_parser('mmzsq: onnxruntime eval',
+                      'the config the model was exported from')
     p.add_argument('onnx', help='ONNX model (QDQ int8) to evaluate')
     p.add_argument('--fp32', help='FP32 ONNX of the same model (latency '
                    'baseline; also evaluated)')
@@ -58,120 +55,106 @@ def parse_args(argv=None):
     p.add_argument('--rounds', type=int, default=3)
     p.add_argument('--latency-size', type=int, default=640)
     p.add_argument('--max-images', type=int, default=None,
-                   help='feed only the first N images (smoke tests: '
+                   help='evaluate only the first N images (smoke tests: '
                    'CocoMetric still scores against every annotated image, '
                    'so the mAP is not that of the subset)')
     p.add_argument('--no-map', action='store_true', help='latency only')
     p.add_argument('--work-dir', default='work_dirs/ort_eval')
     p.add_argument('--out', help='write the results to this json file')
-    p.add_argument('--cfg-options', nargs='+', action=DictAction)
     return p.parse_args(argv)
 
 
-def evaluate(cfg, predict_fn, max_images=None):
-    """mAP through the config's test evaluator; ``predict_fn(batch)`` ->
-    data samples with ``pred_instances``."""
-    import itertools
-
+def evaluate(cfg, model, work_dir, name, max_images=None):
+    """mAP of ``model`` (an ``ONNXRuntimeDetector`` or a PyTorch detector)
+    by ``Runner.test``: the config's test dataloader and test evaluator
+    (mmdet's CocoMetric); ``name``: the run's (one log, logger and
+    visualizer each)."""
     from mmengine.runner import Runner
 
     from mmzsq.deployment.data import build_loader
-    loader = build_loader(cfg, 'test')
-    evaluator = Runner.build_evaluator(None, cfg.test_evaluator)
-    evaluator.dataset_meta = loader.dataset.metainfo
-    n = len(loader) if max_images is None else -(-max_images //
-                                                 loader.batch_size)
-    for batch in itertools.islice(loader, n):
-        with torch.no_grad():
-            samples = predict_fn(batch)
-        evaluator.process(samples, batch)
-    m = evaluator.evaluate(min(n * loader.batch_size, len(loader.dataset)))
+    cfg = copy.deepcopy(cfg)
+    if max_images is not None:
+        cfg.test_dataloader.dataset.indices = max_images
+    runner = Runner(
+        model=model, work_dir=work_dir, test_cfg=dict(type='TestLoop'),
+        test_dataloader=build_loader(cfg, 'test'),
+        test_evaluator=cfg.test_evaluator, log_level='WARNING',
+        default_scope=cfg.get('default_scope', 'mmyolo'),
+        env_cfg=dict(cudnn_benchmark=False), experiment_name=name)
+    m = runner.test()
     return {k.split('/')[-1]: v for k, v in m.items()
             if k.endswith(('bbox_mAP', 'bbox_mAP_50', 'segm_mAP',
                            'segm_mAP_50'))}
 
 
+def build_models(cfg, args):
+    """``ONNXRuntimeDetector`` s of ``--onnx`` (``int8``) and ``--fp32``
+    around the config's detector (head + preprocessor only)."""
+    import warnings
+
+    from mmdet.apis import init_detector
+
+    from mmzsq.deployment.ort_detector import ONNXRuntimeDetector
+    det_cfg = copy.deepcopy(cfg)
+    det_cfg.model = cfg.model.get('architecture', cfg.model)
+    with warnings.catch_warnings():  # its weights are not used: no ckpt
+        warnings.filterwarnings('ignore', 'checkpoint is None')
+        detector = init_detector(det_cfg, device='cpu', cfg_options={})
+    paths = dict(int8=args.onnx, fp32=args.fp32)
+    return {k: ONNXRuntimeDetector(detector, path, args.threads,
+                                   args.work_dir)
+            for k, path in paths.items() if path}
+
+
+def latency(models, args) -> dict:
+    """Graph-1 (and, two-stage, end-to-end) median latencies of ``--rounds``
+    rounds alternating the models, and int8 / FP32 ratios."""
+    from mmzsq.deployment import ort_runner as ortr
+    from mmzsq.deployment.two_stage import meta_samples
+    x = torch.rand(1, 3, args.latency_size, args.latency_size,
+                   generator=torch.Generator().manual_seed(0))
+    two_stage = {k: m for k, m in models.items() if m.two_stage}
+    rounds, e2e = [], []
+    for _ in range(args.rounds):
+        rounds.append({k: ortr.latency_ms(m.sessions['features'], x,
+                                          args.runs)['median']
+                       for k, m in models.items()})
+        if two_stage:
+            e2e.append({k: ortr.timed_ms(
+                lambda m=m: m.runner.predict(x, meta_samples(x)),
+                args.runs)['median'] for k, m in two_stage.items()})
+    res = dict(latency_ms_rounds=rounds)
+    if two_stage:
+        res['end_to_end_ms_rounds'] = e2e
+    if 'fp32' in models and rounds:
+        ratios = sorted(r['int8'] / r['fp32'] for r in rounds)
+        res['int8_over_fp32'] = dict(median=ratios[len(ratios) // 2],
+                                     min=ratios[0], max=ratios[-1])
+    return res
+
+
 def main(argv=None):
     args = parse_args(argv)
-    from mmengine.registry import MODELS, init_default_scope
-
-    from mmzsq.deployment import ort_runner as ortr
-    from mmzsq.deployment import two_stage as ts
-    from mmzsq.deployment.export import output_groups
     with exit_on_user_error():
-        for p in (args.onnx, args.fp32):
-            if p and not osp.isfile(p):
-                raise UserError(f'ONNX model not found: {p}; export it with '
-                                'tools/deployment/export_onnx.py')
-        cfg = Config.fromfile(args.config)
-        if args.cfg_options:
-            cfg.merge_from_dict(args.cfg_options)
+        cfg = load_tool_config(args.config, args.cfg_options)
         cfg.work_dir = args.work_dir
-        os.makedirs(args.work_dir, exist_ok=True)
-        init_default_scope(cfg.get('default_scope', 'mmyolo'))
-        arch_cfg = cfg.model.get('architecture', cfg.model)
-        detector = MODELS.build(arch_cfg).eval()  # head + preprocessor only
-        models = {'int8': args.onnx}
-        if args.fp32:
-            models['fp32'] = args.fp32
+        models = build_models(cfg, args)
         res = dict(threads=args.threads, latency_size=args.latency_size)
-        sessions, runners, preds = {}, {}, {}
-        for k, path in models.items():
-            if ts.two_stage_info(path) is not None:
-                r = runners[k] = ts.TwoStageRunner(detector, path,
-                                                   args.threads,
-                                                   args.work_dir)
-                sessions[k] = r.sessions['features']
-                res[f'{k}_kernels'] = r.kernels()
-                preds[k] = r.predict
-                continue
-            if ts.is_two_stage(detector):
-                raise UserError(f'{path} is a single-stage export but the '
-                                'config builds a two-stage detector; pass '
-                                'the config the model was exported from')
-            opt = osp.join(args.work_dir, osp.basename(path).replace(
-                '.onnx', '_ort_opt.onnx'))
-            sessions[k] = ortr.make_session(path, args.threads, opt)
-            res[f'{k}_kernels'] = ortr.int8_kernels(opt)
-
-            def single(inputs, samples, s=sessions[k], g=output_groups(path)):
-                return ortr.predict(s, g, detector.bbox_head, inputs,
-                                    samples)
-            preds[k] = single
+        res.update({f'{k}_kernels': m.kernels() for k, m in models.items()})
         if not args.no_map:
-            for k in models:
-
-                def pred(batch, p=preds[k]):
-                    d = detector.data_preprocessor(batch, False)
-                    return p(d['inputs'], d['data_samples'])
-                res[f'{k}_onnxruntime'] = evaluate(cfg, pred, args.max_images)
+            for k, m in models.items():
+                res[f'{k}_onnxruntime'] = evaluate(
+                    cfg, m, args.work_dir, f'{k}_onnxruntime',
+                    args.max_images)
             if args.checkpoint:
                 from mmzsq.deployment.export import load_quantized_algorithm
                 _, alg = load_quantized_algorithm(args.config,
                                                   args.checkpoint,
                                                   args.cfg_options)
                 res['pytorch_fake_quant'] = evaluate(
-                    cfg, lambda b: alg.architecture.test_step(b),
-                    args.max_images)
-        g = torch.Generator().manual_seed(0)
-        x = torch.rand(1, 3, args.latency_size, args.latency_size,
-                       generator=g)
-        rounds, e2e = [], []
-        for _ in range(args.rounds):
-            rounds.append({k: ortr.latency_ms(s, x, args.runs)['median']
-                           for k, s in sessions.items()})
-            if runners:
-                e2e.append({k: ortr.timed_ms(
-                    lambda r=r: r.predict(x, ts.meta_samples(x)),
-                    args.runs)['median'] for k, r in runners.items()})
-        res['latency_ms_rounds'] = rounds
-        if runners:
-            res['end_to_end_ms_rounds'] = e2e
-        if 'fp32' in sessions and rounds:
-            ratios = [r['int8'] / r['fp32'] for r in rounds]
-            res['int8_over_fp32'] = dict(
-                median=sorted(ratios)[len(ratios) // 2], min=min(ratios),
-                max=max(ratios))
+                    cfg, alg.architecture, args.work_dir,
+                    'pytorch_fake_quant', args.max_images)
+        res.update(latency(models, args))
     text = json.dumps(res, indent=1)
     print(text)
     if args.out:

@@ -15,7 +15,7 @@ import subprocess
 import sys
 import time
 
-from mmzsq.utils.assets import yolov5n_checkpoint
+from tools._common.assets import yolov5n_checkpoint
 
 ROOT = osp.dirname(osp.dirname(osp.dirname(osp.abspath(__file__))))
 
@@ -242,9 +242,8 @@ class Experiment:
 def model_size_mib(ckpt_path: str) -> float:
     """Storage size of a detector's parameters as deployed: weights of
     quantized layers at their bit-width, everything else in float32."""
-    import torch
-    ckpt = torch.load(ckpt_path, map_location='cpu', weights_only=True)
-    sd = ckpt.get('state_dict', ckpt)
+    from mmzsq.utils.checkpoint import read_checkpoint, state_dict_of
+    sd = state_dict_of(read_checkpoint(ckpt_path))
     prefix = 'architecture.' if any(k.startswith('architecture.')
                                     for k in sd) else ''
     bits = 0

@@ -1,8 +1,8 @@
-"""Locate (or download) the assets the demo and benchmarks need."""
-import hashlib
+"""Locate (or download) the assets the demo and benchmarks need: the
+YOLOv5n release weights and a COCO val folder, from the command line, the
+environment or ``../shared`` (``$MMZSQ_SHARED``)."""
 import os
 import os.path as osp
-import urllib.request
 from typing import Optional
 
 YOLOV5N_URL = ('https://github.com/ultralytics/yolov5/releases/download/'
@@ -18,37 +18,20 @@ def shared_path(*parts: str) -> str:
     return osp.join(os.environ.get('MMZSQ_SHARED', SHARED), *parts)
 
 
-def sha256sum(path: str) -> str:
-    h = hashlib.sha256()
-    with open(path, 'rb') as f:
-        for chunk in iter(lambda: f.read(1 << 20), b''):
-            h.update(chunk)
-    return h.hexdigest()
-
-
-def download(url: str, dst: str, sha256: Optional[str] = None,
-             timeout: float = 30) -> str:
-    """Download ``url`` to ``dst`` atomically, checking its sha256."""
+def download(url: str, dst: str, sha256: Optional[str] = None) -> str:
+    """Download ``url`` to ``dst`` with ``torch.hub.download_url_to_file``
+    (a temporary file moved into place; the sha256 checked first)."""
+    from torch.hub import download_url_to_file
     os.makedirs(osp.dirname(osp.abspath(dst)), exist_ok=True)
-    tmp = dst + '.part'
     try:
-        with urllib.request.urlopen(url, timeout=timeout) as r, \
-                open(tmp, 'wb') as f:
-            while True:
-                chunk = r.read(1 << 20)
-                if not chunk:
-                    break
-                f.write(chunk)
+        download_url_to_file(url, dst, hash_prefix=sha256, progress=False)
     except OSError as e:
-        if osp.exists(tmp):
-            os.remove(tmp)
         raise RuntimeError(
             f'could not download {url} ({e}). Offline? Pass a local file '
             'instead (--checkpoint PATH or $MMZSQ_YOLOV5N).') from None
-    if sha256 is not None and sha256sum(tmp) != sha256:
-        os.remove(tmp)
-        raise RuntimeError(f'{url}: checksum mismatch, download corrupted')
-    os.replace(tmp, dst)
+    except RuntimeError as e:  # torch: 'invalid hash value (expected ...)'
+        raise RuntimeError(f'{url}: checksum mismatch, download corrupted '
+                           f'({e})') from None
     return dst
 
 

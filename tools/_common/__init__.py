@@ -1,0 +1,40 @@
+"""Code the command-line tools share and the library does not need: the
+demo / benchmark runner (:mod:`.experiment`), its assets (:mod:`.assets`),
+and the scripts' start-up (:func:`import_mmzsq`)."""
+import sys
+
+
+def import_mmzsq():
+    """``import mmzsq`` (compat patches, registries), or one ``error:`` line
+    naming the fix when this Python cannot import it."""
+    try:
+        import mmzsq  # noqa: F401
+    except ImportError as e:  # pragma: no cover - exercised from the shell
+        sys.exit(f'error: mmzsq is not importable ({e}); run `make install` '
+                 'in the mmzsq checkout, or `pip install -e .` there.')
+
+
+def load_tool_config(path: str, cfg_options=None):
+    """The config at ``path`` (:func:`mmzsq.utils.cli.load_config`) with
+    ``--cfg-options`` merged and its default scope set."""
+    from mmengine.registry import init_default_scope
+
+    from mmzsq.utils.cli import load_config
+    cfg = load_config(path)
+    if cfg_options:
+        cfg.merge_from_dict(cfg_options)
+    init_default_scope(cfg.get('default_scope', 'mmyolo'))
+    return cfg
+
+
+def config_parser(description: str, config_help: str):
+    """An ``ArgumentParser`` taking the config (positional) and
+    ``--cfg-options`` (merged by :func:`load_tool_config`)."""
+    import argparse
+
+    from mmengine.config import DictAction
+    p = argparse.ArgumentParser(description=description)
+    p.add_argument('config', help=config_help)
+    p.add_argument('--cfg-options', nargs='+', action=DictAction,
+                   help='override config keys, e.g. model.x=1')
+    return p
