@@ -18,12 +18,14 @@ def test_demo_pipeline_toy_scale(tmp_path):
         capture_output=True, text=True, timeout=1500)
     assert out.returncode == 0, out.stdout[-2000:] + out.stderr[-3000:]
     res = json.load(open(wd / 'results.json'))
-    fp, q = res['fp'], res['zsq:w8a8']
+    fp, q, ptq = res['fp'], res['zsq:w8a8'], res['ptq:w8a8']
     assert fp['mAP'] > 0.3
-    # 2 QAT iterations from the float weights: W8A8 stays close to FP
-    assert 0.8 * fp['mAP'] < q['mAP'] <= fp['mAP'] + 0.02
+    # 2 QAT / PTQ iterations from the float weights: W8A8 stays close to FP
+    for r in (q, ptq):
+        assert 0.8 * fp['mAP'] < r['mAP'] <= fp['mAP'] + 0.02
     assert res['set:als']['images'] == 4
     for png in ('synthetic_grid.png', 'category_frequency.png'):
         assert osp.getsize(wd / png) > 1000, png
     table = out.stdout[out.stdout.index('| model |'):]
-    assert '| FP32 |' in table and '| W8A8 |' in table
+    assert '| FP32 |' in table and '| W8A8 ZSQ |' in table and \
+        '| W8A8 PTQ |' in table

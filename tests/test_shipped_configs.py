@@ -130,7 +130,7 @@ def _check_zsq_config(name, cfg):
     lw = model.loss_weights
     if '_no-det_' in name:
         assert lw.det == 0
-    if '-real_' in name:
+    if '_lsq-real_' in name or '_lsq-plus-real_' in name:
         assert lw.kd == lw.feat == 0
     else:
         assert lw.kd > 0 and lw.feat > 0
@@ -186,7 +186,7 @@ def _run_tool(main, argv):
 
 # one config per family x method
 E2E = [f'yolov5_n_{m}w4a8.py' for m in
-       ('', 'ptq_', 'lsq-real_', 'lsq-plus-real_', 'no-det_')] + \
+       ('', 'ptq_', 'lsq-real_', 'lsq-plus-real_', 'no-det_', 'kd-real_')] + \
       [f'yolo11_s_{m}w4a8.py' for m in
        ('', 'ptq_', 'lsq-real_', 'lsq-plus-real_', 'no-det_')] + \
       [f'mask-rcnn_r50_fpn_{m}w4a8.py' for m in

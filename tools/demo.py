@@ -1,7 +1,8 @@
 # The main job in one command (`make demo`): from the official YOLOv5n
 # checkpoint alone, synthesise a small task-specific calibration set (Stage I,
-# adaptive label sampling), quantize to W8A8 and W4A8 on it (Stage II, LSQ QAT
-# with distillation), evaluate float and quantized models, print a table and
+# adaptive label sampling), quantize to W8A8 and W4A8 on it (Stage II: PTQ of
+# the step sizes, then LSQ QAT with distillation), evaluate float and
+# quantized models, print a table and
 # draw the synthetic images and their label statistics.
 #   python tools/demo.py [--checkpoint yolov5n.pt] [--coco-root DIR]
 # Weights: --checkpoint, $MMZSQ_YOLOV5N, ../shared/weights/yolov5n-v6.1.pt,
@@ -44,7 +45,7 @@ def main():
     if coco is None:
         print('no COCO val folder found (--coco-root / $MMZSQ_COCO_ROOT): '
               'quantizing without evaluation')
-    steps = 2 + len(args.bits)
+    steps = 2 + 2 * len(args.bits)
     print(f'[1/{steps}] float YOLOv5n', flush=True)
     rows = [('FP32', exp.fp(), model_size_mib(exp.fp_ckpt), time.time() - t0)]
     print(f'[2/{steps}] Stage I: synthetic calibration set', flush=True)
@@ -56,12 +57,19 @@ def main():
           f'boxes/image, {stats["classes"]} classes, '
           f'{stats["img_iter_per_s"]:.1f} image-iterations/s, '
           f'{time.time() - t:.0f} s', flush=True)
-    for i, bits in enumerate(args.bits):
-        print(f'[{3 + i}/{steps}] Stage II: {bits.upper()} QAT', flush=True)
-        t = time.time()
-        r = exp.quantize('zsq', bits)
-        rows.append((bits.upper(), r if 'mAP' in r else None,
-                     model_size_mib(r['checkpoint']), time.time() - t))
+    step = 3
+    for bits in args.bits:
+        # PTQ on the same set first: what QAT adds is the difference
+        for method, what in (('ptq', 'PTQ (step sizes only)'),
+                             ('zsq', 'zero-shot QAT')):
+            print(f'[{step}/{steps}] Stage II: {bits.upper()} {what}',
+                  flush=True)
+            step += 1
+            t = time.time()
+            r = exp.quantize(method, bits)
+            rows.append((f'{bits.upper()} {method.upper()}',
+                         r if 'mAP' in r else None,
+                         model_size_mib(r['checkpoint']), time.time() - t))
     print('\n| model | mAP | mAP50 | size (MiB) | time (s) |')
     print('|---|---|---|---|---|')
     for name, m, size, sec in rows:

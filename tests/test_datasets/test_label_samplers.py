@@ -47,4 +47,3 @@ def test_label_samplers(tmp_path):
                                  ann_file=str(p)))(2, 80, g)
     assert torch.allclose(real[0][0], torch.tensor([[0.1, 0.1, 0.6, 0.5]]))
     assert real[0][1].tolist() == [1]
-

@@ -53,4 +53,3 @@ def test_als_hook_schedule():
     f = AdaptiveLabelSamplingHook(interval=10, warmup=0.2, early_exit=0.8)
     assert f.should_update(20, 100) and not f.should_update(10, 100) and \
         not f.should_update(90, 100)
-

@@ -23,5 +23,5 @@ def test_student_bn_reestimated_only_when_asked(tmp_path, bn_mode):
     assert same == (bn_mode == 'frozen')
     assert not s.training  # frozen during QAT in both modes
     log = open(f'{runner.log_dir}/{runner.timestamp}.log').read()
-    assert ('re-estimated over 2 batches' in log) == (bn_mode ==
-                                                       'reestimate')
+    reestimated = 're-estimated over 2 batches' in log
+    assert reestimated == (bn_mode == 'reestimate')

@@ -11,7 +11,7 @@ import torch
 
 from tests.conftest import ROOT, needs_yolov5n
 from tests.stage_one import (generate_synthetic_set, tiny_synthesis,
-                              yolov5n_model)
+                             yolov5n_model)
 
 
 def _synthesis(ckpt, **kw):
@@ -176,7 +176,6 @@ def test_low_pass_keeps_mean_and_smooths():
     assert TotalVariationLoss()(y) < 0.5 * TotalVariationLoss()(x)
 
 
-
 def test_nonfinite_loss_stops_batch_unwritten(tmp_path):
     from mmzsq.utils.errors import NonFiniteLossError
     set_dir = str(tmp_path / 'set')
@@ -289,8 +288,8 @@ def test_hook_points_reach_loop_and_runner_hooks(tmp_path):
         def after_train_iter(self, *a, **kw):
             self.train += 1
 
-    syn = tiny_synthesis(num_images=4, stages=[dict(resolution=64,
-                                                     iters=3)])
+    syn = tiny_synthesis(num_images=4,
+                         stages=[dict(resolution=64, iters=3)])
     runner = teacher_runner(syn['teacher'], work_dir=str(tmp_path / 'w'))
     probe = Probe()
     runner.register_hook(probe)

@@ -106,7 +106,6 @@ def _term_decreases(adapter, term, prior=None, size=96, steps=6, lr=0.05):
     return vals[0], min(vals[-2:])
 
 
-
 @needs_yolov5n
 @pytest.mark.parametrize('term', ['det', 'prior', 'tv', 'l2'])
 def test_loss_terms_decrease_yolov5n(yolov5n_mmyolo_ckpt, term):
@@ -171,4 +170,3 @@ def test_bn_loss_matches_definition_and_hooks_removed():
     loss.remove()
     net(x)
     assert not bn._forward_hooks and not loss._losses
-

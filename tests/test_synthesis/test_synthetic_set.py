@@ -35,7 +35,6 @@ def _truncate(path, keep=0.5):
         f.write(data[:int(len(data) * keep)])
 
 
-
 def test_png_problem():
     import cv2
 
@@ -119,7 +118,6 @@ def test_stale_tmp_files_cleaned_on_open(tmp_path):
     assert not any(osp.exists(f) for f in stale)
     assert all(osp.exists(f) for f in kept)  # a live writer's, a real file
     assert osp.exists(osp.join(s.set_dir, 'meta.json'))
-
 
 
 def test_plain_mmyolo_dataset_reads_a_set_through_mmyolo_pipeline(

@@ -7,7 +7,6 @@ import pytest
 from tests.conftest import ROOT
 
 
-
 def _hand_built_set(set_dir):
     import numpy as np
     from mmzsq.synthesis import SyntheticSet
@@ -60,4 +59,3 @@ def test_analysis_tools(tmp_path, capsys):
                                             np.array([1., 1.])) < 1e-9
     with pytest.raises(SystemExit, match='tools/synthesize.py'):
         browse_synthetic.main([str(tmp_path / 'nope')])
-

@@ -123,7 +123,6 @@ def _check_interrupted(rc, err, set_dir):
         osp.join(set_dir, 'batches', '*.json'))) == done
 
 
-
 def test_ctrl_c_synthesize_py(tmp_path, monkeypatch, capsys):
     """In-process (the subprocess way is test_ctrl_c_train_py): Ctrl-C
     after batch 0 -> one line, exit 130; the rerun resumes."""

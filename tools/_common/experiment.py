@@ -34,16 +34,25 @@ PRESETS = {
                       label_iters=80, image_res=256, image_iters=60,
                       als_interval=10, synth_lr=0.2, qat_res=256,
                       qat_iters=30, ptq_iters=8, qat_batch=8),
+    # [Recipe]'s benchmark, ~2.5-3 h on 2 idle CPU cores (resumable):
+    # N = 64, labels 160 px x 2500 it (ALS), images 320 px x 500 it, QAT
+    # 500 it at 320 px, batch 8
+    'cpu-medium': dict(num_images=64, synth_batch=32, label_res=160,
+                       label_iters=2500, image_res=320, image_iters=500,
+                       als_interval=50, synth_lr=0.2, qat_res=320,
+                       qat_iters=500, ptq_iters=50, qat_batch=8),
     # YOLOv5n at 640 px, N = 512, >= 2000 synthesis iterations, one GPU
     'gpu': dict(num_images=512, synth_batch=128, label_res=160,
                 label_iters=2000, image_res=640, image_iters=2000,
                 als_interval=50, synth_lr=0.2, qat_res=640, qat_iters=2000,
                 ptq_iters=50, qat_batch=32),
 }
-METHODS = ('ptq', 'lsq-real', 'no-det', 'tile', 'multisample', 'zsq')
+METHODS = ('ptq', 'lsq-real', 'kd-real', 'no-det', 'tile', 'multisample',
+           'zsq')
 METHOD_NAMES = {
     'fp': 'FP (teacher)', 'ptq': 'PTQ (synthetic)',
-    'lsq-real': 'LSQ real-N', 'no-det': 'ZSQ w/o L_detect',
+    'lsq-real': 'LSQ real-N', 'kd-real': 'our Stage II on real-N',
+    'no-det': 'ZSQ w/o L_detect',
     'tile': 'ZSQ Tile', 'multisample': 'ZSQ MultiSample',
     'zsq': '**ZSQ (ours)**'}
 LABEL_SOURCES = {
@@ -73,43 +82,58 @@ def write_cfg(path, base, body):
     return path
 
 
-def set_cfg(p, wd, name, fp_ckpt):
-    """Stage I config of one label source (ALS: two stages; the baselines'
-    labels never change, so they only get the full-resolution stage)."""
+def synthesis_body(p, name):
+    """``train_cfg.synthesis`` overrides of one label source (ALS: two
+    stages; the baselines' labels never change, so they only get the
+    full-resolution stage)."""
     stages = [dict(resolution=p['image_res'], iters=p['image_iters'],
                    label_sampling=False, reinit_images=True)]
     if name == 'als':
         stages.insert(0, dict(resolution=p['label_res'],
                               iters=p['label_iters'], label_sampling=True))
+    return (f"dict(\n        num_images={p['num_images']}, "
+            f"batch_size={p['synth_batch']},\n"
+            f"        lr={p['synth_lr']}, "
+            f"label_sampler={LABEL_SOURCES[name]!r},\n"
+            f"        stages={stages!r},\n"
+            f"        als=dict(interval={p['als_interval']}))")
+
+
+def set_cfg(p, wd, name, fp_ckpt):
+    """Stage I config of one label source (tools/synthesize.py)."""
     body = f"""
 train_dataloader = dict(dataset=dict(
-    data_root={osp.join(wd, 'sets', name) + '/'!r},
-    synthesis=dict(
-        num_images={p['num_images']}, batch_size={p['synth_batch']},
-        lr={p['synth_lr']}, label_sampler={LABEL_SOURCES[name]!r},
-        stages={stages!r},
-        als=dict(interval={p['als_interval']}))))
+    data_root={osp.join(wd, 'sets', name) + '/'!r}))
+train_cfg = dict(synthesis={synthesis_body(p, name)})
 model = dict(init_checkpoint={fp_ckpt!r})
 """
     return write_cfg(osp.join(wd, 'configs', f'set_{name}.py'),
                      'configs/zsq/yolov5_n_w8a8.py', body)
 
 
-def run_cfg(p, wd, method, bits, fp_ckpt, real_root):
-    base = {'ptq': f'configs/zsq/yolov5_n_ptq_{bits}.py',
-            'lsq-real': f'configs/zsq/yolov5_n_lsq-real_{bits}.py',
-            'no-det': f'configs/zsq/yolov5_n_no-det_{bits}.py'}.get(
-                method, f'configs/zsq/yolov5_n_{bits}.py')
+BASES = {'ptq': 'configs/zsq/yolov5_n_ptq_{bits}.py',
+         'lsq-real': 'configs/zsq/yolov5_n_lsq-real_{bits}.py',
+         'kd-real': 'configs/zsq/yolov5_n_kd-real_{bits}.py',
+         'no-det': 'configs/zsq/yolov5_n_no-det_{bits}.py'}
+REAL = ('lsq-real', 'kd-real')
+
+
+def run_cfg(p, wd, method, bits, fp_ckpt, real_root, extra=''):
+    """Stage II config of one method: real-data methods read N real images
+    (no Stage I), the others the Stage I set of their label source (made
+    already: the loop checks it against the teacher and reuses it)."""
+    base = BASES.get(method, 'configs/zsq/yolov5_n_{bits}.py').format(
+        bits=bits)
     iters = p['ptq_iters'] if method == 'ptq' else p['qat_iters']
     res = p['qat_res']
-    data = ''
-    if method == 'lsq-real':
+    if method in REAL:
         data = (f"    data_root={real_root!r}, "
                 f"indices={p['num_images']},\n")
+        synthesis = 'None'
     else:
         src = method if method in ('tile', 'multisample') else 'als'
-        data = (f"    data_root={osp.join(wd, 'sets', src) + '/'!r},\n"
-                '    synthesis=None,\n')
+        data = f"    data_root={osp.join(wd, 'sets', src) + '/'!r},\n"
+        synthesis = synthesis_body(p, src)
     body = f"""
 model = dict(init_checkpoint={fp_ckpt!r})
 train_dataloader = dict(batch_size={p['qat_batch']}, dataset=dict(
@@ -124,15 +148,14 @@ train_dataloader = dict(batch_size={p['qat_batch']}, dataset=dict(
              meta_keys=('img_id', 'img_path', 'ori_shape', 'img_shape',
                         'flip', 'flip_direction', 'scale_factor',
                         'pad_param'))]))
-train_cfg = dict(max_iters={iters}, val_interval={iters + 1})
-param_scheduler = [dict(type='CosineAnnealingLR', by_epoch=False,
-                        T_max={iters}, eta_min=1e-6)]
+train_cfg = dict(max_iters={iters}, val_interval={iters + 1},
+                 synthesis={synthesis})
 default_hooks = dict(checkpoint=dict(interval={iters}, max_keep_ckpts=1))
 # evaluated once, afterwards, by tools/test.py on the saved checkpoint
 val_dataloader = None
 val_cfg = None
 val_evaluator = None
-"""
+{extra}"""
     return write_cfg(osp.join(wd, 'configs', f'{method}_{bits}.py'), base,
                      body)
 

@@ -75,7 +75,8 @@ def main(argv=None):
     agree = label_image_agreement(DetectorAdapter(teacher), set_dir)
     row = dict(variant=v, images=n_img, stages=stages,
                time_s=round(elapsed, 1),
-               img_it_per_s=round(img_iters / max(stats['elapsed_s'], 1e-9), 2),
+               img_it_per_s=round(
+                   img_iters / max(stats['elapsed_s'], 1e-9), 2),
                boxes_per_img=round(len(coco['annotations']) / n_img, 2),
                classes=len({a['category_id'] for a in coco['annotations']}),
                mAP50=round(agree['bbox_mAP_50'], 3),

@@ -413,8 +413,8 @@ class SynthesisLoop(BaseLoop):
         left = self.max_iters - self._iter
         eta = elapsed / max(self._steps_run, 1) * left
         terms = '  '.join(f'{name}: {v:.4g}' for name, v in values.items())
-        boxes = sum(len(b) for b, _ in self.labels) / max(len(self.labels),
-                                                            1)
+        n_boxes = sum(len(b) for b, _ in self.labels)
+        boxes = n_boxes / max(len(self.labels), 1)
         self.runner.logger.info(
             f'Stage I batch {k} ({len(self.done_batches) + 1}/'
             f'{len(self.batches)}) stage {si} step {self.stage_step}/'
