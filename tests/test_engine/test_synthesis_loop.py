@@ -10,8 +10,8 @@ import pytest
 import torch
 
 from tests.conftest import ROOT, needs_yolov5n
-from tests.stage_one import (generate_synthetic_set, tiny_synthesis,
-                             yolov5n_model)
+from tests.data.stage_one import (generate_synthetic_set, tiny_synthesis,
+                                  yolov5n_model)
 
 
 def _synthesis(ckpt, **kw):
@@ -111,7 +111,7 @@ def _dist_worker(rank, world, init_file, ckpt, set_dir, out_dir):
     torch.set_num_threads(1)
     dist.init_process_group('gloo', init_method=f'file://{init_file}',
                             rank=rank, world_size=world)
-    from tests.stage_one import generate_synthetic_set
+    from tests.data.stage_one import generate_synthetic_set
     syn = _synthesis(ckpt, num_images=4, batch_size=1,
                      stages=[dict(resolution=64, iters=1)])
     out = generate_synthetic_set(syn, set_dir)
@@ -236,7 +236,7 @@ def test_keep_best_writes_the_lowest_loss_step(tmp_path):
     import cv2
     from mmengine.hooks import Hook
 
-    from tests.stage_one import teacher_runner
+    from tests.data.stage_one import teacher_runner
 
     class Record(Hook):
         def __init__(self):
@@ -272,7 +272,7 @@ def test_hook_points_reach_loop_and_runner_hooks(tmp_path):
     after_synthesis_batch with the loop; no training hook point runs."""
     from mmengine.hooks import Hook
 
-    from tests.stage_one import teacher_runner
+    from tests.data.stage_one import teacher_runner
 
     class Probe(Hook):
         def __init__(self):

@@ -9,7 +9,7 @@ import torch
 from mmengine.config import Config
 
 from tests.conftest import ROOT
-from tests.stage_one import hand_set, tiny_yolo
+from tests.data.stage_one import hand_set, tiny_yolo
 
 
 PIPELINE = [

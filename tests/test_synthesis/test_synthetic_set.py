@@ -11,8 +11,8 @@ import time
 import numpy as np
 import pytest
 
-from tests.stage_one import (generate_synthetic_set, hand_set,
-                             tiny_synthesis)
+from tests.data.stage_one import (generate_synthetic_set, hand_set,
+                                  tiny_synthesis)
 
 
 @pytest.fixture(scope='module')

@@ -13,7 +13,7 @@ import time
 import pytest
 
 from tests.conftest import ROOT, needs_yolov5n
-from tests.stage_one import hand_set
+from tests.data.stage_one import hand_set
 
 ENV = dict(os.environ, PYTHONPATH=ROOT, OMP_NUM_THREADS='1')
 

@@ -12,7 +12,8 @@ from mmengine.registry import init_default_scope
 
 from tests.conftest import ROOT
 
-# the zero-shot method configs (baselines: tests/test_shipped_configs.py)
+# the zero-shot method configs (baselines:
+# tests/test_configs/test_shipped_configs.py)
 CONFIGS = sorted(c for c in glob.glob(osp.join(ROOT, 'configs', 'zsq',
                                                'yolo11_*.py'))
                  if re.fullmatch(r'yolo11_[a-z]_w\da\d\.py',

@@ -7,7 +7,7 @@ import sys
 
 import pytest
 
-from .conftest import COCO_TINY, needs_coco_tiny
+from tests.conftest import COCO_TINY, needs_coco_tiny
 
 FP_CFG = 'configs/yolov5/yolov5_n-v61_fp_coco.py'
 

@@ -8,7 +8,7 @@ import sys
 import torch
 
 from tests.conftest import ROOT, needs_coco128, needs_yolov5n
-from tests.zsq_utils import small_yolo_cfg
+from tests.data.qat_configs import small_yolo_cfg
 
 
 @needs_yolov5n
@@ -17,7 +17,7 @@ def test_two_process_gloo_qat(yolov5n_mmyolo_ckpt, tmp_path):
     cfg = small_yolo_cfg('configs/zsq/yolov5_n_w4a8.py', tmp_path / 'run',
                          yolov5n_mmyolo_ckpt, res=96, iters=2, n_train=4,
                          batch=1, val=False)
-    cfg.custom_imports = dict(imports=['mmzsq', 'tests.zsq_hooks'],
+    cfg.custom_imports = dict(imports=['mmzsq', 'tests.data.zsq_hooks'],
                               allow_failed_imports=False)
     cfg.custom_hooks = [dict(type='DumpQuantStateHook')]
     cfg.default_hooks.checkpoint = dict(type='CheckpointHook',

@@ -10,7 +10,7 @@ from mmengine.registry import HOOKS
 
 from mmzsq.utils.cli import build_runner
 from tests.conftest import ROOT, needs_coco128, needs_coco_tiny, needs_yolov5n
-from tests.zsq_utils import small_yolo_cfg
+from tests.data.qat_configs import small_yolo_cfg
 
 
 def _scales(state, prefix='architecture.'):

@@ -9,7 +9,8 @@ from mmzsq.models.algorithms import NonFiniteLossError
 from mmzsq.models.fake_quants import LSQFakeQuantize
 from mmzsq.registry import MODELS
 from tests.conftest import needs_coco128, needs_yolov5n
-from tests.zsq_utils import tiny_two_stage, two_stage_batch, upstream_cfg
+from tests.data.qat_configs import (tiny_two_stage, two_stage_batch,
+                                    upstream_cfg)
 
 YOLO = 'mmyolo::yolov5/yolov5_n-v61_syncbn_fast_8xb16-300e_coco.py'
 
@@ -44,7 +45,7 @@ def coco128_batch(algo, size=128):
     from mmyolo.datasets import yolov5_collate
     from mmyolo.registry import DATASETS
 
-    from tests.zsq_utils import small_yolo_cfg
+    from tests.data.qat_configs import small_yolo_cfg
     cfg = small_yolo_cfg('configs/zsq/yolov5_n_w4a8.py', '/tmp', res=size,
                          n_train=2)
     ds = DATASETS.build(cfg.train_dataloader.dataset)

@@ -22,7 +22,7 @@ import torch.nn as nn
 from mmzsq.converters.yolo11 import convert_yolo11
 from mmzsq.converters.yolov5 import convert_yolov5
 
-from .conftest import YOLOV5N_PT, needs_yolov5n
+from tests.conftest import YOLOV5N_PT, needs_yolov5n
 
 # max|ours - Ultralytics| <= ATOL + RTOL * max|Ultralytics| per output
 # (float32, same fp16-rounded weights).  Measured: 0 (bitwise equal) on CPU
@@ -178,4 +178,4 @@ def test_yolov5_checkpoint_is_pointed_to_its_converter():
 
 
 # the refusals common to both converters (foreign files, the CLI's one-line
-# errors): tests/test_yolov5_converter.py
+# errors): tests/test_converters/test_yolov5_converter.py

@@ -10,7 +10,7 @@ from mmzsq.models.fake_quants import LSQFakeQuantize
 from mmzsq.models.quantizers import EagerLSQQuantizer, is_quantized
 from mmzsq.registry import MODELS
 from tests.conftest import needs_yolov5n
-from tests.zsq_utils import tiny_two_stage, upstream_cfg
+from tests.data.qat_configs import tiny_two_stage, upstream_cfg
 
 HEAD_PRED = ['roi_head.bbox_head.fc_cls', 'roi_head.bbox_head.fc_reg',
              'roi_head.mask_head.conv_logits', 'rpn_head.rpn_cls',

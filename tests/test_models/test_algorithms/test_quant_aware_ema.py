@@ -7,7 +7,7 @@ from mmzsq.models.algorithms import QuantAwareEMA
 from mmzsq.models.fake_quants import LSQFakeQuantize
 from mmzsq.models.quantizers import EagerLSQQuantizer, fake_quantizers
 from tests.conftest import needs_coco128, needs_coco_tiny, needs_yolov5n
-from tests.zsq_utils import small_yolo_cfg
+from tests.data.qat_configs import small_yolo_cfg
 
 
 def _tiny_quantized(k=3):

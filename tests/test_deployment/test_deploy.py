@@ -22,7 +22,7 @@ import numpy as np
 import pytest
 import torch
 
-from .conftest import COCO_TINY, needs_coco_tiny
+from tests.conftest import COCO_TINY, needs_coco_tiny
 
 W8A8 = 'configs/zsq/yolov5_n_w8a8.py'
 W4A4 = 'configs/zsq/yolov5_n_w4a4.py'
@@ -411,7 +411,7 @@ def test_int8_activations_grids_and_kernels(tmp_path):
 # Two-stage (Mask R-CNN): three graphs, RoI stage in Python (mmdet's code).
 #
 # The student: configs/zsq/mask-rcnn_r50_fpn_w8a8.py shrunk by
-# tests/zsq_utils.py::tiny_two_stage (R18-style, 16-channel FPN, 3
+# tests/data/qat_configs.py::tiny_two_stage (R18-style, 16-channel FPN, 3
 # classes), randomly initialised, LSQ step sizes from one forward on
 # random 128 px images (no ../shared data).  ``rpn_cls``/``fc_cls``/
 # ``fc_reg`` get a larger random init so that scores spread (mmdet's 0.01
@@ -445,7 +445,7 @@ TS_RES = 128
 def _tiny_mask_rcnn_cfg():
     from mmengine.config import Config
 
-    from tests.zsq_utils import tiny_two_stage
+    from tests.data.qat_configs import tiny_two_stage
     cfg = Config.fromfile(MASK_RCNN)
     cfg.model.init_checkpoint = None
     cfg.model.teacher_checkpoint = None

@@ -5,7 +5,7 @@ import os.path as osp
 import subprocess
 import sys
 
-from .conftest import COCO_TINY, needs_coco_tiny, needs_yolov5n
+from tests.conftest import COCO_TINY, needs_coco_tiny, needs_yolov5n
 
 
 @needs_yolov5n

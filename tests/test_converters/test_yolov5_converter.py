@@ -7,7 +7,7 @@ import torch
 from mmzsq.converters.yolo11 import convert_yolo11
 from mmzsq.converters.yolov5 import convert_yolov5, load_ultralytics_model
 
-from .conftest import YOLOV5N_PT, needs_yolov5n
+from tests.conftest import YOLOV5N_PT, needs_yolov5n
 
 
 @needs_yolov5n
