@@ -39,9 +39,9 @@ def main(argv=None):
     p.add_argument('--lr', type=float, default=0.2)
     p.add_argument('--out', default='work_dirs/label_sources')
     args = p.parse_args(argv)
-    from mmzsq.evaluation import label_image_agreement
     from mmzsq.synthesis import DetectorAdapter
     from mmzsq.utils.cli import build_runner, load_config
+    from tools._common.label_agreement import label_image_agreement
     cfg = load_config(args.config)
     syn = cfg.train_cfg.synthesis
     v = args.variant

@@ -23,8 +23,8 @@ def main(argv=None):
     args = p.parse_args(argv)
     from mmdet.apis import init_detector
 
-    from mmzsq.evaluation import label_image_agreement
     from mmzsq.synthesis import DetectorAdapter
+    from tools._common.label_agreement import label_image_agreement
     if not osp.exists(osp.join(args.set_dir, 'annotations.json')):
         sys.exit(f'error: {args.set_dir} has no annotations.json; run '
                  'tools/synthesize.py first')

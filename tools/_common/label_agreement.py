@@ -1,5 +1,6 @@
 """Label-image agreement of a synthetic set: mAP of the float teacher's
 detections on the synthetic images, scored against the synthetic labels.
+(Tools-side: the analysis tools' own Runner, not part of the library.)
 High = the images really show the labelled objects.
 
 The teacher runs through ``Runner.test``: mmdet's ``CocoDataset`` over the
