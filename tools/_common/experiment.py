@@ -118,7 +118,7 @@ BASES = {'ptq': 'configs/zsq/yolov5_n_ptq_{bits}.py',
 REAL = ('lsq-real', 'kd-real')
 
 
-def run_cfg(p, wd, method, bits, fp_ckpt, real_root, extra=''):
+def run_cfg(p, wd, method, bits, fp_ckpt, real_root, extra='', name=None):
     """Stage II config of one method: real-data methods read N real images
     (no Stage I), the others the Stage I set of their label source (made
     already: the loop checks it against the teacher and reuses it)."""
@@ -156,7 +156,8 @@ val_dataloader = None
 val_cfg = None
 val_evaluator = None
 {extra}"""
-    return write_cfg(osp.join(wd, 'configs', f'{method}_{bits}.py'), base,
+    return write_cfg(osp.join(wd, 'configs',
+                              f'{name or method + "_" + bits}.py'), base,
                      body)
 
 
@@ -240,14 +241,16 @@ class Experiment:
     def set_dir(self, name):
         return osp.join(self.wd, 'sets', name)
 
-    def quantize(self, method, bits):
-        """Stage II run + evaluation; returns its results entry."""
-        key = f'{method}:{bits}'
+    def quantize(self, method, bits, variant=None, extra=''):
+        """Stage II run + evaluation; returns its results entry.
+        ``variant``: a named recipe change, ``extra`` its config lines
+        (appended to the run's config; key ``<method>:<bits>+<variant>``)."""
+        key = f'{method}:{bits}' + (f'+{variant}' if variant else '')
         if key not in self.results:
-            name = f'{method}_{bits}'
+            name = f'{method}_{bits}' + (f'_{variant}' if variant else '')
             run_wd = osp.join(self.wd, 'runs', name)
             cfg = run_cfg(self.p, self.wd, method, bits, self.fp_ckpt,
-                          self.real_root)
+                          self.real_root, extra, name)
             t = time.time()
             sh(['tools/train.py', cfg, '--work-dir', run_wd],
                osp.join(self.wd, 'logs', f'{name}_train.log'), self.env)

@@ -13,7 +13,7 @@ model = dict(
     _base_.zsq_algorithm,
     loss_weights=dict(det=0.01, kd=0.1, feat=1.0),
     kd_loss=dict(type='mmzsq.YOLOv8KDLoss', tau=4.0),
-    # BN stats are frozen (freeze_bn_stats): no SyncBN, which is GPU-only
+    # student BN frozen by default (bn_mode): no SyncBN, which is GPU-only
     architecture=dict(**_base_.model, use_syncbn=False))
 train_cfg = dict(_base_.zsq_train_cfg, synthesis=_base_.synthesis)
 optim_wrapper = dict(_base_.zsq_optim_wrapper,

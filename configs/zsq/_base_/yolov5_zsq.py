@@ -10,7 +10,7 @@ val_evaluator = test_evaluator = dict(
 
 model = dict(
     _base_.zsq_algorithm,
-    # BN stats are frozen (freeze_bn_stats): no SyncBN, which is GPU-only
+    # student BN frozen by default (bn_mode): no SyncBN, which is GPU-only
     architecture=dict(**_base_.model, use_syncbn=False),
     loss_weights=dict(det=0.04, kd=0.1, feat=1.0),
     kd_loss=dict(type='mmzsq.YOLOKDLoss', tau=4.0))

@@ -22,7 +22,7 @@ zsq_algorithm = dict(
     quantizer=dict(type='mmzsq.EagerLSQQuantizer', w_bits=8, a_bits=8),
     quant_mode='qat',
     feat_layers=['backbone', 'neck'],
-    freeze_bn_stats=True)
+    bn_mode='frozen')
 
 # Stage II data: Stage I's synthetic set (COCO format), written to the
 # dataset's data_root by the loop when missing; the loop fills in the set's
