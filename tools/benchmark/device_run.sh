@@ -53,19 +53,24 @@
 # default python3) without installing anything: the shim checked against
 # the compiled mmcv, synthesis_speed.py at 64 px, the `toy` preset
 # (W4A8, ZSQ; 4 val images) through budget_table.py.
+#   --install-only: steps 1 only (with $SPEED_DEVICE_DIR, $MMZSQ_SITE and
+#   $PYTHON it also checks the install path c on a CPU machine).
 set -euo pipefail
 ROOT=$(cd "$(dirname "$0")/../.." && pwd)
-CARRY=$ROOT/.speed_device
-OUT= DRY=0 PREPARE=0 MMCV_BUILD=none BUDGET=360
+CARRY=${SPEED_DEVICE_DIR:-$ROOT/.speed_device}
+SITE=${MMZSQ_SITE:-/tmp/mmzsq_site}
+OUT= DRY=0 PREPARE=0 INSTALL_ONLY=0 MMCV_BUILD=none BUDGET=360
 while [ $# -gt 0 ]; do
   case $1 in
     --out) OUT=$2; shift 2 ;;
     --dry-run) DRY=1; shift ;;
     --prepare) PREPARE=1; shift ;;
+    --install-only) INSTALL_ONLY=1; shift ;;
     --mmcv-build) MMCV_BUILD=$2; shift 2 ;;
     --budget) BUDGET=$2; shift 2 ;;
     *) echo "error: unknown argument $1; use --out DIR [--dry-run]" \
-         "[--prepare] [--mmcv-build none|cpu|cuda] [--budget S]" >&2; exit 2 ;;
+         "[--prepare] [--install-only] [--mmcv-build none|cpu|cuda]" \
+         "[--budget S]" >&2; exit 2 ;;
   esac
 done
 PY=${PYTHON:-python3}
@@ -92,7 +97,6 @@ prepare() {
 }
 
 install_stack() {  # -> $SITE on PYTHONPATH, mmcv importable
-  SITE=/tmp/mmzsq_site
   local w=$CARRY/wheels
   ls "$w"/mmengine-*.whl >/dev/null 2>&1 || {
     echo "error: no wheels in $w; run 'bash tools/benchmark/device_run.sh" \
@@ -113,7 +117,7 @@ install_stack() {  # -> $SITE on PYTHONPATH, mmcv importable
       "$w"/mmcv_lite-2.0.1-*.whl
   fi
   cuda_ops || shim "$SITE/mmcv"
-  "$PY" -c "import mmcv, mmcv.ops, mmdet.models, mmyolo.models, mmrazor.models, mmzsq; print('[install] ok: mmcv', mmcv.__version__)"
+  "$PY" -c "import mmzsq, mmcv, mmcv.ops, mmdet.models, mmyolo.models, mmrazor.models; print('[install] ok: mmcv', mmcv.__version__)"
 }
 
 cuda_ops() {  # does the installed mmcv run nms on a CUDA tensor?
@@ -204,8 +208,10 @@ else
   nvidia-smi --query-gpu=name,clocks.sm,memory.used --format=csv || true
   install_stack
   echo "[time] install: $(( $(date +%s) - T0 )) s"
-  # the gpu preset's Stage I batch at its label / image resolutions, and
-  # its Stage II batch at the QAT resolution
+  [ "$INSTALL_ONLY" = 1 ] && exit 0
+  # the gpu preset's Stage I batch at its label / image resolutions (bf16,
+  # as train_cfg.synthesis.amp), and its Stage II batch at the QAT
+  # resolution (fp32, as tools/train.py runs it for the table)
   speed lo --res 160 --batch 128 --iters 20 --warmup 5 --stages 1 --flops
   speed hi --res 640 --batch 128 --iters 20 --warmup 5 --stages 1 --flops
   speed s2 --res 640 --batch 32 --iters 20 --warmup 5 --flops

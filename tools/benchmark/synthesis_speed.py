@@ -46,8 +46,8 @@ def parse_args(argv=None):
     ap.add_argument('--res', type=int, default=160,
                     help='resolution of both stages (multiple of 32)')
     ap.add_argument('--batch', type=int, default=8)
-    ap.add_argument('--iters', type=int, default=6, help='timed iterations')
-    ap.add_argument('--warmup', type=int, default=2,
+    ap.add_argument('--iters', type=int, default=10, help='timed iterations')
+    ap.add_argument('--warmup', type=int, default=3,
                     help='untimed iterations first')
     ap.add_argument('--checkpoint', default=None,
                     help="Ultralytics yolov5n.pt (v6.1) or an mmyolo .pth; "
@@ -59,9 +59,12 @@ def parse_args(argv=None):
                     help='torch threads (default: torch\'s, i.e. '
                     '$OMP_NUM_THREADS)')
     ap.add_argument('--amp', action=argparse.BooleanOptionalAction,
-                    default=True,
-                    help='bf16 autocast (CUDA only, as SynthesisLoop.amp; '
-                    'Stage II through AmpOptimWrapper(bfloat16))')
+                    default=None,
+                    help='bf16 autocast on CUDA for both stages (--no-amp: '
+                    'fp32 for both); default: as users run them, Stage I '
+                    'by train_cfg.synthesis.amp (bf16 on CUDA, '
+                    'SynthesisLoop.amp), Stage II in fp32 (tools/train.py '
+                    'without --amp).  CPU: always fp32')
     ap.add_argument('--stages', nargs='+', choices=['1', '2'],
                     default=['1', '2'])
     ap.add_argument('--flops', action='store_true',
@@ -84,26 +87,30 @@ def parse_args(argv=None):
 
 
 def mmyolo_checkpoint(path, work_dir):
-    """``None`` (random weights) or an mmyolo ``.pth``; an Ultralytics
-    ``.pt`` is converted into ``work_dir`` first."""
+    """``(mmyolo .pth, source)``, ``(None, None)`` for random weights; an
+    Ultralytics ``.pt`` is converted into ``work_dir`` first."""
     from tools._common.assets import shared_path
     if path == 'random':
-        return None
+        return None, None
     if path is None:
         path = shared_path('weights', 'yolov5n-v6.1.pt')
         if not osp.isfile(path):
-            return None
+            return None, None
     if not osp.isfile(path):
         sys.exit(f'error: checkpoint not found: {path}; give an Ultralytics '
                  "yolov5n.pt, an mmyolo .pth or 'random'")
     if path.endswith('.pth'):
-        return path
+        return path, path
     import torch
 
     from mmzsq.converters.yolov5 import convert_yolov5
     dst = osp.join(work_dir, 'teacher_mmyolo.pth')
-    torch.save(convert_yolov5(path), dst)
-    return dst
+    try:
+        ckpt = convert_yolov5(path)
+    except (FileNotFoundError, ValueError) as e:
+        sys.exit(f'error: {e}')
+    torch.save(ckpt, dst)
+    return dst, path
 
 
 def now():
@@ -205,9 +212,11 @@ def stage1_synthesis(cfg, args):
     stage of ``warmup + iters`` steps, ALS firing inside the timed steps."""
     syn = copy.deepcopy(cfg.train_cfg.synthesis.to_dict())
     n = args.warmup + args.iters
-    syn.update(num_images=args.batch, batch_size=args.batch, amp=args.amp,
+    syn.update(num_images=args.batch, batch_size=args.batch,
                stages=[dict(resolution=args.res, iters=n,
                             label_sampling=True)])
+    if args.amp is not None:
+        syn['amp'] = args.amp
     if syn.get('als'):
         syn['als'].update(interval=min(int(syn['als'].get('interval', 50)),
                                        args.iters),
@@ -253,7 +262,8 @@ def stage_one(args, cfg, ckpt, wd, res):
     teacher = runner.model
     syn = stage1_synthesis(cfg, args)
     cuda = next(teacher.parameters()).is_cuda
-    amp, cl = args.amp and cuda, bool(syn.get('channels_last')) and cuda
+    amp = bool(syn.get('amp', True)) and cuda  # as SynthesisLoop.amp
+    cl = bool(syn.get('channels_last', True)) and cuda
     res['stage1_precision'] = 'bf16 autocast' if amp else 'fp32'
     res['stage1_floor_img_it_s'], gflop = stage1_floor(
         args, teacher, amp, cl, args.flops)
@@ -292,10 +302,15 @@ def stage2_cfg(cfg, args, ckpt, set_dir, wd):
     cfg.train_dataloader.batch_size = args.batch
     cfg.val_dataloader = cfg.val_cfg = cfg.val_evaluator = None
     cfg.default_hooks.checkpoint = None
-    if args.amp and args.device == 'cuda':
+    if stage2_amp(args):
         cfg.optim_wrapper.type = 'AmpOptimWrapper'
         cfg.optim_wrapper.dtype = 'bfloat16'
     return cfg
+
+
+def stage2_amp(args):
+    """tools/train.py --amp (bf16 here): only with --amp, on CUDA."""
+    return bool(args.amp) and args.device == 'cuda'
 
 
 def stage2_floor(args, algorithm, amp):
@@ -327,7 +342,7 @@ def stage_two(args, cfg, ckpt, set_dir, wd, res):
     runner.train()
     res['stage2_img_s'] = hook.rate(args.warmup, args.iters, args.batch,
                                     hook.t0)
-    amp = args.amp and args.device == 'cuda'
+    amp = stage2_amp(args)
     res['stage2_precision'] = 'bf16 autocast' if amp else 'fp32'
     res['stage2_floor_img_s'] = stage2_floor(args, runner.model, amp)
     res['stage2_over_floor'] = res['stage2_floor_img_s'] / \
@@ -399,8 +414,8 @@ def main(argv=None):
             contextlib.redirect_stdout(sys.stderr):
         wd = args.work_dir or tmp
         os.makedirs(wd, exist_ok=True)
-        ckpt = mmyolo_checkpoint(args.checkpoint, wd)
-        res = dict(machine(args), checkpoint=ckpt or 'random weights')
+        ckpt, src = mmyolo_checkpoint(args.checkpoint, wd)
+        res = dict(machine(args), checkpoint=src or 'random weights')
         set_dir = None
         if '1' in args.stages or '2' in args.stages:
             set_dir = stage_one(args, cfg, ckpt, wd, res)
