@@ -27,7 +27,7 @@ sys.path.insert(0, ROOT)
 # dense bf16 tensor-core peak (FLOP/s) of the devices we are lent
 PEAK_BF16 = {'H200': 989e12, 'H100': 989e12}
 STAGE1_SHARE = 0.6  # of the budget left after the fixed costs
-FIXED_S = 60  # conversion, FP and quantized evaluation, tool start-ups
+FIXED_S = 90  # conversion, FP and quantized evaluation, 5 tool start-ups
 
 
 def parse_args(argv=None):

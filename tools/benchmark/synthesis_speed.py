@@ -37,12 +37,16 @@ DEFAULT_CONFIG = 'configs/zsq/yolov5_n_w4a8.py'
 
 
 def parse_args(argv=None):
+    from mmengine.config import DictAction
     ap = argparse.ArgumentParser(
         description='Stage I / Stage II speed against the bare network')
     ap.add_argument('--config', default=DEFAULT_CONFIG,
                     help='a zsq config (Stage I settings: '
                     'train_cfg.synthesis; its model.architecture is the '
                     'teacher)')
+    ap.add_argument('--cfg-options', nargs='+', action=DictAction,
+                    help='override config keys first, e.g. '
+                    'train_cfg.synthesis.prior_loss=None (an ablation)')
     ap.add_argument('--res', type=int, default=160,
                     help='resolution of both stages (multiple of 32)')
     ap.add_argument('--batch', type=int, default=8)
@@ -173,12 +177,12 @@ def summed(out):
 
 
 def load_cfg(args):
-    from mmzsq.utils.cli import load_config
+    from tools._common import load_tool_config
     path = args.config if osp.isabs(args.config) else osp.join(ROOT,
                                                                args.config)
     if not osp.isfile(path):
         sys.exit(f'error: config not found: {args.config}')
-    cfg = load_config(path)
+    cfg = load_tool_config(path, args.cfg_options)
     if not (cfg.get('train_cfg') or {}).get('synthesis'):
         sys.exit(f'error: {args.config} has no train_cfg.synthesis; give a '
                  'zero-shot config such as ' + DEFAULT_CONFIG)
