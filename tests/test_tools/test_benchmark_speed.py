@@ -34,9 +34,9 @@ def test_synthesis_speed_json():
         assert isinstance(res[k], float) and res[k] > 0, (k, res)
     # the ratios are the rates' quotients, not separate measurements
     assert res['stage1_over_floor'] == pytest.approx(
-        res['stage1_floor_img_it_s'] / res['stage1_img_it_s'])
+        res['stage1_img_it_s'] / res['stage1_floor_img_it_s'])
     assert res['stage2_over_floor'] == pytest.approx(
-        res['stage2_floor_img_s'] / res['stage2_img_s'])
+        res['stage2_img_s'] / res['stage2_floor_img_s'])
     assert res['stage1_precision'] == res['stage2_precision'] == 'fp32'
     assert (res['res'], res['batch'], res['threads']) == (64, 2, 1)
     assert 0 < res['stage1_gflop_per_img_it'] < 10

@@ -146,8 +146,8 @@ def summary_md(s):
             if 'stage1_share_of_peak' in s else ''))
     lines += [f"- preset used: `{json.dumps(s['preset'])}`",
               f"- estimate: `{json.dumps(s['estimate'])}`", '',
-              '| size | Stage I floor / ours (img-it/s) | over | '
-              'Stage II floor / ours (img/s) | over |',
+              '| size | Stage I floor / ours (img-it/s) | ours/floor | '
+              'Stage II floor / ours (img/s) | ours/floor |',
               '|---|---|---|---|---|']
     for k, d in s['floor_vs_ours'].items():
         c1 = (f"{d['stage1_floor_img_it_s']:.1f} / "
