@@ -46,9 +46,16 @@ def test_mmrazor_patch_makes_lsq_work():
 
 
 def test_mmrazor_engine_and_register_all_modules():
+    """mmrazor's engine imports on torch 2.x (with our patch) and registers
+    its loops and hooks."""
     import mmrazor.engine  # noqa: F401
+    from mmrazor.registry import HOOKS, LOOPS
     from mmrazor.utils import register_all_modules
     register_all_modules(init_default_scope=False)
+    assert LOOPS.get('SingleTeacherDistillValLoop').__name__ == \
+        'SingleTeacherDistillValLoop'
+    assert LOOPS.get('DartsIterBasedTrainLoop') is not None
+    assert len(HOOKS.module_dict) > 0
 
 
 def _mmengine_checkpoint(path):
