@@ -168,5 +168,13 @@ def test_bn_loss_matches_definition_and_hooks_removed():
         y.var((0, 2, 3), unbiased=False) - 1).norm()
     assert torch.allclose(value, 3 * first + second, atol=1e-4)
     loss.remove()
+    # per image: each image's own statistics, a loss per image
+    per = BNStatisticsLoss(per_image=True).register(bn)
+    bn(x)
+    mu_i, var_i = x.mean((2, 3)), x.var((2, 3), unbiased=False)
+    want = (mu_i - 1).norm(dim=1) + (var_i - 2).norm(dim=1)
+    got = per()
+    assert got.shape == (2, ) and torch.allclose(got, want, atol=1e-4)
+    per.remove()
     net(x)
     assert not bn._forward_hooks and not loss._losses
