@@ -38,3 +38,40 @@ def config_parser(description: str, config_help: str):
     p.add_argument('--cfg-options', nargs='+', action=DictAction,
                    help='override config keys, e.g. model.x=1')
     return p
+
+
+def add_runner_arguments(parser):
+    """The arguments every Runner tool takes, as mmdet's tools: a work dir,
+    ``--cfg-options``, the launcher and the local rank."""
+    from mmengine.config import DictAction
+    parser.add_argument('--work-dir', help='the dir to save logs, metrics '
+                        'and checkpoints')
+    parser.add_argument(
+        '--cfg-options', nargs='+', action=DictAction,
+        help='override settings in the config, key=value format')
+    parser.add_argument(
+        '--launcher', choices=['none', 'pytorch', 'slurm', 'mpi'],
+        default='none', help='job launcher')
+    parser.add_argument('--local_rank', '--local-rank', type=int, default=0)
+    return parser
+
+
+def runner_config(args):
+    """The config of ``args.config`` as a Runner tool uses it: options
+    merged, launcher and work dir set (default ``work_dirs/<config
+    name>``); ``LOCAL_RANK`` exported for the launcher."""
+    import os
+    import os.path as osp
+
+    from mmzsq.utils.cli import load_config
+    os.environ.setdefault('LOCAL_RANK', str(args.local_rank))
+    cfg = load_config(args.config)
+    cfg.launcher = args.launcher
+    if args.cfg_options is not None:
+        cfg.merge_from_dict(args.cfg_options)
+    if args.work_dir is not None:
+        cfg.work_dir = args.work_dir
+    elif cfg.get('work_dir', None) is None:
+        cfg.work_dir = osp.join(
+            './work_dirs', osp.splitext(osp.basename(args.config))[0])
+    return cfg
