@@ -295,3 +295,30 @@ def test_hook_points_reach_loop_and_runner_hooks(tmp_path):
     runner.register_hook(probe)
     generate_synthetic_set(syn, str(tmp_path / 'set'), runner=runner)
     assert (probe.iters, probe.batches, probe.train) == (6, [0, 1], 0)
+
+
+def test_stage_det_terms_keep_only_those_terms(tmp_path):
+    """A stage's det_terms: L_detect sums only the named terms (e.g. YOLOv5
+    without its objectness)."""
+    from mmzsq.engine.runner import SynthesisLoop
+    from mmzsq.synthesis import DetectorAdapter, SyntheticSet
+    from tests.data.stage_one import teacher_runner
+    syn = tiny_synthesis()
+    runner = teacher_runner(syn['teacher'], work_dir=str(tmp_path / 'w'))
+    loop = SynthesisLoop(
+        runner, adapter=DetectorAdapter(runner.model),
+        writer=SyntheticSet(str(tmp_path / 'set')), batches=[0],
+        num_images=2, batch_size=2, stages=[dict(resolution=64, iters=1)],
+        prior_loss=None, l2_loss=None, amp=False, channels_last=False)
+    g = torch.Generator().manual_seed(0)
+    labels = loop.label_sampler(2, loop.adapter.num_classes, g)
+    x = torch.rand(2, 3, 64, 64)
+    terms = loop.adapter.loss(loop.adapter.normalize(x),
+                              loop._pixel_labels(labels, 64, 64))
+    assert {'loss_cls', 'loss_obj', 'loss_bbox'} <= set(terms)
+    full = loop.compute_losses(x, labels, augment=False)['loss_det']
+    loop.stage = dict(resolution=64, iters=1, det_terms=['loss_cls'])
+    only = loop.compute_losses(x, labels, augment=False)['loss_det']
+    assert torch.allclose(only, loop.det_loss_weight *
+                          terms['loss_cls'].sum().float())
+    assert 0 < only < full

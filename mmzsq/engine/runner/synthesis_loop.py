@@ -43,7 +43,10 @@ class SynthesisLoop(BaseLoop):
     out of ``num_images``) through ``stages``.
 
     Each stage: ``dict(resolution=int|(h, w), iters=int,
-    label_sampling=bool, reinit_images=bool, lr=float)``.  Labels live
+    label_sampling=bool, reinit_images=bool, lr=float, det_terms=[...])``
+    (``det_terms``: the detection-loss terms kept in this stage, e.g.
+    ``['loss_cls', 'loss_bbox']`` drops YOLOv5's objectness, whose negatives
+    push every unlabelled cell to "no object"; default all).  Labels live
     normalised between stages; images are re-initialised from noise
     (``reinit_images=True``, the paper's two-stage schedule) or resized.  A
     stage with ``iters=0`` leaves Gaussian-noise images (the noise baseline).
@@ -218,6 +221,9 @@ class SynthesisLoop(BaseLoop):
         with torch.autocast(self.device.type, dtype=torch.bfloat16,
                             enabled=self.amp):
             det = self.adapter.loss(x, plabels)
+        terms = (self.stage or {}).get('det_terms')
+        if terms is not None:  # e.g. without the objectness of negatives
+            det = {k: v for k, v in det.items() if k in terms}
         out = dict(loss_det=self.det_loss_weight *
                    self.adapter.sum_losses(det).float())
         if self.prior_loss is not None:
