@@ -97,11 +97,12 @@ def check_synthesis(synthesis: dict) -> dict:
 
 
 def synthesize_set(runner, teacher: nn.Module, synthesis: dict,
-                   set_dir: str,
-                   teacher_checkpoint: Optional[str] = None) -> dict:
+                   set_dir: str, teacher_checkpoint: Optional[str] = None,
+                   weights_hash: Optional[str] = None) -> dict:
     """Synthesise (or finish) the set at ``set_dir`` with ``teacher`` (a
     loaded float detector) inside ``runner``; returns ``dict(coco=<the COCO
-    index, every rank>, stats=...)``.
+    index, every rank>, stats=...)``.  ``weights_hash``: the teacher's
+    :func:`teacher_hash` when the caller has it already.
 
     Ctrl-C raises :class:`SynthesisInterrupted` (a ``KeyboardInterrupt``)
     whose message says how many batches are finished and kept."""
@@ -109,7 +110,8 @@ def synthesize_set(runner, teacher: nn.Module, synthesis: dict,
     store = SyntheticSet(set_dir)
     try:
         return _synthesize(runner, teacher, synthesis, store,
-                           teacher_checkpoint)
+                           teacher_checkpoint,
+                           weights_hash or teacher_hash(teacher))
     except SynthesisInterrupted:
         raise
     except KeyboardInterrupt:
@@ -121,11 +123,12 @@ def synthesize_set(runner, teacher: nn.Module, synthesis: dict,
             'resume') from None
 
 
-def _synthesize(runner, teacher, synthesis, store, teacher_checkpoint):
+def _synthesize(runner, teacher, synthesis, store, teacher_checkpoint,
+                weights_hash):
     rank, world = get_dist_info()
     adapter = DetectorAdapter(teacher, synthesis.get('sample_format',
                                                      'auto'))
-    meta = set_meta(synthesis, teacher_hash(teacher), adapter.classes,
+    meta = set_meta(synthesis, weights_hash, adapter.classes,
                     teacher_checkpoint)
     store.open(meta, rank)
     barrier()

@@ -105,8 +105,8 @@ def prepare_synthetic_set(runner, dataset: dict, synthesis: dict) -> dict:
     store.check_expect(meta)  # the same, for a set without meta.json
     stats = None
     if not store.is_complete(int(synthesis['num_images']), repairable=True):
-        stats = synthesize_set(runner, teacher, synthesis, set_dir,
-                               ckpt)['stats']
+        stats = synthesize_set(runner, teacher, synthesis, set_dir, ckpt,
+                               weights_hash=meta['teacher_hash'])['stats']
     else:
         runner.logger.info(f'Stage I: reusing the complete set {set_dir}')
     if dataset.get('metainfo') is None:
