@@ -322,3 +322,36 @@ def test_stage_det_terms_keep_only_those_terms(tmp_path):
     assert torch.allclose(only, loop.det_loss_weight *
                           terms['loss_cls'].sum().float())
     assert 0 < only < full
+
+
+def test_resolution_scaled_terms_scale_with_stage_area(tmp_path):
+    """resolution_scaled_terms=dict(loss_obj=640): YOLOv5's objectness is
+    weighed (h*w)/640**2 at a stage of h x w px (1/16 at 160 px), the other
+    terms are untouched."""
+    from mmzsq.engine.runner import SynthesisLoop
+    from mmzsq.synthesis import DetectorAdapter, SyntheticSet
+    from tests.data.stage_one import teacher_runner
+    syn = tiny_synthesis()
+    runner = teacher_runner(syn['teacher'], work_dir=str(tmp_path / 'w'))
+
+    def loop_of(**kw):
+        return SynthesisLoop(
+            runner, adapter=DetectorAdapter(runner.model),
+            writer=SyntheticSet(str(tmp_path / 'set')), batches=[0],
+            num_images=2, batch_size=2,
+            stages=[dict(resolution=64, iters=1)], prior_loss=None,
+            l2_loss=None, amp=False, channels_last=False, **kw)
+
+    plain, scaled = loop_of(), loop_of(resolution_scaled_terms=dict(
+        loss_obj=128))
+    g = torch.Generator().manual_seed(0)
+    labels = plain.label_sampler(2, plain.adapter.num_classes, g)
+    x = torch.rand(2, 3, 64, 64)
+    terms = plain.adapter.loss(plain.adapter.normalize(x),
+                               plain._pixel_labels(labels, 64, 64))
+    full = plain.compute_losses(x, labels, augment=False)['loss_det']
+    got = scaled.compute_losses(x, labels, augment=False)['loss_det']
+    obj = terms['loss_obj'].sum().float()
+    assert float(obj) > 0
+    assert torch.allclose(got, full - plain.det_loss_weight * obj * 0.75,
+                          rtol=1e-4)

@@ -68,6 +68,13 @@ class SynthesisLoop(BaseLoop):
     ``keep_best``: write, per batch, the images of the step with the lowest
     loss in the last stage (the official code keeps such a snapshot)
     instead of the last step's.
+    ``resolution_scaled_terms``: ``{term: base}`` multiplies a detection
+    term by ``(h * w) / base**2`` at a stage of ``h x w`` px.  YOLOv5 scales
+    its objectness gain so with the training size (``(imgsz / 640)**2``;
+    mmyolo's configs fold it into ``loss_obj.loss_weight`` for 640 px), so
+    ``dict(loss_obj=640)`` gives a 160-px label stage the objectness weight
+    YOLOv5 itself would use at 160 px (1/16): at full weight its negatives
+    hold every unlabelled cell at "no object" and ALS finds nothing to add.
     """
 
     def __init__(self, runner, dataloader=None, *, adapter, writer,
@@ -89,7 +96,9 @@ class SynthesisLoop(BaseLoop):
                  size_divisor: int = 32,
                  seed: int = 0, progress_bar: bool = False,
                  hooks: Sequence = (), log_interval: int = 50,
-                 keep_best: bool = False, on_batch_done=None):
+                 keep_best: bool = False,
+                 resolution_scaled_terms: Optional[Dict[str, int]] = None,
+                 on_batch_done=None):
         super().__init__(runner, _Steps(0))
         self.adapter, self.writer = adapter, writer
         self.batches = list(batches)
@@ -128,6 +137,7 @@ class SynthesisLoop(BaseLoop):
                       for h in hooks]
         self.log_interval = max(int(log_interval), 1)
         self.keep_best = keep_best
+        self.resolution_scaled_terms = dict(resolution_scaled_terms or {})
         self.on_batch_done = on_batch_done
         self._t_start, self._steps_run = time.perf_counter(), 0
         self.steps_per_batch = sum(int(s['iters']) for s in self.stages)
@@ -224,6 +234,9 @@ class SynthesisLoop(BaseLoop):
         terms = (self.stage or {}).get('det_terms')
         if terms is not None:  # e.g. without the objectness of negatives
             det = {k: v for k, v in det.items() if k in terms}
+        for k, base in self.resolution_scaled_terms.items():
+            if k in det:  # YOLOv5's objectness gain scales with image area
+                det[k] = det[k] * (h * w / float(base) ** 2)
         out = dict(loss_det=self.det_loss_weight *
                    self.adapter.sum_losses(det).float())
         if self.prior_loss is not None:

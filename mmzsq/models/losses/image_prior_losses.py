@@ -8,18 +8,35 @@ from mmzsq.registry import MODELS
 
 @MODELS.register_module()
 class TotalVariationLoss(nn.Module):
-    """Mean absolute (``p=1``) or squared (``p=2``) difference of neighbouring
-    pixels, per image (``reduction='none'``) or averaged over the batch."""
+    """Total variation of [0, 1] images.
+
+    * ``reduction='mean'`` / ``'none'``: mean absolute (``p=1``) or squared
+      (``p=2``) difference of neighbouring pixels per image, averaged over
+      the batch (``'none'``: one value per image).
+    * ``reduction='norm'`` (DeepInversion's ``loss_var_l2``, the form the
+      official YOLO code weighs at ``tv_l2=5e-4``): the L2 norm, over the
+      whole batch, of the differences in four directions (horizontal,
+      vertical and both diagonals), summed.  Being a norm over the batch it
+      grows with sqrt(batch size x pixels); ``p`` is ignored.
+    """
 
     def __init__(self, p: int = 1, loss_weight: float = 1.0,
                  reduction: str = 'mean'):
         super().__init__()
         assert p in (1, 2), 'TotalVariationLoss: p must be 1 or 2'
+        assert reduction in ('mean', 'none', 'norm'), \
+            "TotalVariationLoss: reduction must be 'mean', 'none' or 'norm'"
         self.p, self.loss_weight, self.reduction = p, loss_weight, reduction
 
     def forward(self, x: Tensor) -> Tensor:
         dh = x[..., 1:, :] - x[..., :-1, :]
         dw = x[..., :, 1:] - x[..., :, :-1]
+        if self.reduction == 'norm':
+            d1 = x[..., 1:, :-1] - x[..., :-1, 1:]
+            d2 = x[..., :-1, :-1] - x[..., 1:, 1:]
+            loss = sum(torch.linalg.vector_norm(d.float())
+                       for d in (dh, dw, d1, d2))
+            return self.loss_weight * loss
         if self.p == 1:
             dh, dw = dh.abs(), dw.abs()
         else:

@@ -178,3 +178,16 @@ def test_bn_loss_matches_definition_and_hooks_removed():
     per.remove()
     net(x)
     assert not bn._forward_hooks and not loss._losses
+
+
+def test_total_variation_norm_form():
+    """reduction='norm' (DeepInversion's loss_var_l2): the batch L2 norms
+    of the four neighbour differences, summed; zero on a flat image."""
+    from mmzsq.models.losses import TotalVariationLoss
+    x = torch.zeros(2, 3, 4, 5)
+    assert float(TotalVariationLoss(reduction='norm')(x + 0.3)) == 0.
+    x[..., ::2] = 1.0  # vertical stripes: every horizontal/diagonal step
+    n = 2 * 3
+    want = (n * 4 * 4) ** 0.5 + 0 + 2 * (n * 3 * 4) ** 0.5
+    got = TotalVariationLoss(reduction='norm', loss_weight=2.)(x)
+    assert abs(float(got) - 2 * want) < 1e-4
