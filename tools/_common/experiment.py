@@ -169,16 +169,54 @@ def metrics_of(test_wd):
     return dict(mAP=m['coco/bbox_mAP'], mAP50=m['coco/bbox_mAP_50'])
 
 
-def synthesis_stats(set_dir):
-    with open(osp.join(set_dir, 'annotations.json')) as f:
+def class_frequency_correlation(ann_file: str, real_ann_file: str) -> float:
+    """Pearson correlation between the per-class box counts of a set and of
+    a real COCO annotation file (classes matched by name; every class of
+    the real file counts, absent ones as 0) -- paper Fig. 3b."""
+    import numpy as np
+
+    def counts(path):
+        with open(path) as f:
+            coco = json.load(f)
+        names = {c['id']: c['name'] for c in coco['categories']}
+        out = dict.fromkeys(names.values(), 0)
+        for a in coco['annotations']:
+            out[names[a['category_id']]] += 1
+        return out
+
+    synth, real = counts(ann_file), counts(real_ann_file)
+    classes = sorted(real)
+    a = np.array([synth.get(c, 0) for c in classes], dtype=float)
+    b = np.array([real[c] for c in classes], dtype=float)
+    if a.std() == 0 or b.std() == 0:
+        return float('nan')
+    return float(np.corrcoef(a, b)[0, 1])
+
+
+def real_ann_file(real_root):
+    """The COCO annotation file of a real-image folder, or None."""
+    if not real_root:
+        return None
+    path = osp.join(real_root, 'annotations', 'instances_train2017.json')
+    return path if osp.isfile(path) else None
+
+
+def synthesis_stats(set_dir, real_root=None):
+    ann = osp.join(set_dir, 'annotations.json')
+    with open(ann) as f:
         coco = json.load(f)
     info = coco.get('info', {})
     n = len(coco['images'])
     iters = sum(st['iters'] for st in info.get('stages', []))
     secs = info.get('elapsed_s_rank0') or float('nan')
-    return dict(images=n, boxes_per_image=len(coco['annotations']) / max(n, 1),
-                classes=len({a['category_id'] for a in coco['annotations']}),
-                img_iter_per_s=n * iters / secs, synth_s=round(secs))
+    out = dict(images=n,
+               boxes_per_image=len(coco['annotations']) / max(n, 1),
+               classes=len({a['category_id'] for a in coco['annotations']}),
+               img_iter_per_s=n * iters / secs, synth_s=round(secs))
+    real = real_ann_file(real_root)
+    if real:
+        out['class_corr_real'] = class_frequency_correlation(ann, real)
+    return out
 
 
 class Experiment:
@@ -233,7 +271,7 @@ class Experiment:
                 set_cfg(self.p, self.wd, name, self.fp_ckpt)],
                osp.join(self.wd, 'logs', f'set_{name}.log'))
             self.results[key] = dict(
-                synthesis_stats(self.set_dir(name)),
+                synthesis_stats(self.set_dir(name), self.real_root),
                 wall_s=round(time.time() - t))
             self.save()
         return self.results[key]

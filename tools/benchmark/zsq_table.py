@@ -97,12 +97,14 @@ def write_table(args, p, wd, results, quiet=False):
                          f'({100 * r["mAP"] / fp["mAP"]:.1f} %)')
         lines.append(f'| {METHOD_NAMES[m]} | ' + ' | '.join(cells) + ' |')
     lines += ['', '| Stage I set | images | boxes/img | classes | '
-              'img-it/s | wall (s) |', '|---|---|---|---|---|---|']
+              'class-freq. corr. (real N) | img-it/s | wall (s) |',
+              '|---|---|---|---|---|---|---|']
     for k, v in sorted(results.items()):
         if k.startswith('set:'):
             lines.append(
                 f'| {k[4:]} | {v["images"]} | {v["boxes_per_image"]:.2f} | '
                 f'{v["classes"]} | '
+                f'{v.get("class_corr_real", float("nan")):.2f} | '
                 f'{v["img_iter_per_s"]:.1f} | {v["wall_s"]} |')
     train = [v.get('train_s', 0) for k, v in results.items()
              if ':' in k and not k.startswith('set:')]
