@@ -355,3 +355,34 @@ def test_resolution_scaled_terms_scale_with_stage_area(tmp_path):
     assert float(obj) > 0
     assert torch.allclose(got, full - plain.det_loss_weight * obj * 0.75,
                           rtol=1e-4)
+
+
+def test_cpu_bf16_and_channels_last(tmp_path):
+    """amp=True autocasts to bf16 wherever it is native (CUDA, or a CPU
+    with AVX512-BF16 / AMX), channels_last works on any device, and the
+    teacher leaves Stage I in its own memory format (Stage II uses it)."""
+    from mmzsq.engine.runner import SynthesisLoop
+    from mmzsq.engine.runner.synthesis_loop import fast_bf16
+    from mmzsq.synthesis import DetectorAdapter, SyntheticSet
+    from tests.data.stage_one import teacher_runner
+    syn = tiny_synthesis()
+    runner = teacher_runner(syn['teacher'], work_dir=str(tmp_path / 'w'))
+    model = runner.model
+    conv = next(m for m in model.modules()
+                if isinstance(m, torch.nn.Conv2d))
+    loop = SynthesisLoop(
+        runner, adapter=DetectorAdapter(model),
+        writer=SyntheticSet(str(tmp_path / 'set')), batches=[0],
+        num_images=2, batch_size=2, stages=[dict(resolution=64, iters=2)],
+        amp=True, channels_last=True)
+    assert loop.amp == fast_bf16(torch.device('cpu'))
+    assert conv.weight.is_contiguous(memory_format=torch.channels_last)
+    loop.run()
+    assert conv.weight.is_contiguous()
+    assert SyntheticSet(str(tmp_path / 'set')).batch_done(0)
+    off = SynthesisLoop(
+        runner, adapter=DetectorAdapter(model),
+        writer=SyntheticSet(str(tmp_path / 'set2')), batches=[0],
+        num_images=2, batch_size=2, stages=[dict(resolution=64, iters=1)],
+        amp=False, channels_last=False)
+    assert not off.amp

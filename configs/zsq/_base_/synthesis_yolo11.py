@@ -11,5 +11,9 @@ synthesis = dict(
              reinit_images=True),
     ],
     det_loss_weight=1e-3,
-    prior_loss=dict(loss_weight=1e-3),
-    l2_loss=dict(loss_weight=5e-5))
+    prior_loss=dict(loss_weight=1e-3, first_bn_weight=1.0),
+    l2_loss=dict(loss_weight=5e-5),
+    # the YOLOv5 default's official-code priors do not apply here
+    tv_loss=dict(_delete_=True, type='mmzsq.TotalVariationLoss',
+                 loss_weight=0.0),
+    lr=1e-2, keep_best=False)
