@@ -84,13 +84,23 @@ class LSQFakeQuantize(LearnableFakeQuantize):
             is averaged over (1: the first tensor only).  Until the last of
             them the step size (and offset) carries no gradient; the
             running sum is not saved (checkpoints hold ``initialized``).
+        init (str): how a symmetric step size is first estimated:
+            ``'lsq'`` (``2*mean|x|/sqrt(Qp)``, the LSQ paper's) or
+            ``'mse'`` (the step, out of 100 clipping ratios of ``max|x|``,
+            with the least squared quantization error of ``x``: at 4 bits
+            LSQ's estimate clips at about 4 sigma of a Gaussian tensor,
+            the MSE one at about 2.5 sigma).
     """
 
     def __init__(self, bits=8, signed=True, learn_offset=False,
                  per_channel=False, num_channels=1, ch_axis=0,
-                 init_batches=1):
+                 init_batches=1, init='lsq'):
         check_bits(bits)
         check_init_batches(init_batches)
+        if init not in ('lsq', 'mse'):
+            raise ConfigError(f"LSQFakeQuantize init must be 'lsq' or "
+                              f"'mse', got {init!r}")
+        self.init = init
         if signed:
             qmin, qmax = -2**(bits - 1), 2**(bits - 1) - 1
         else:
@@ -152,8 +162,31 @@ class LSQFakeQuantize(LearnableFakeQuantize):
             scale = span / (self.quant_max - self.quant_min)
             offset = _mean_over_ranks(xmin - self.quant_min * scale)
             return [_mean_over_ranks(scale.clamp(min=1e-8)), offset]
-        scale = 2 * absmean / math.sqrt(self.quant_max)
+        if self.init == 'mse':
+            scale = self._mse_scale(x)
+        else:
+            scale = 2 * absmean / math.sqrt(self.quant_max)
         return [_mean_over_ranks(scale.clamp(min=1e-8))]
+
+    def _mse_scale(self, x, grid: int = 100):
+        """Per tensor (or per channel) the step ``r * max|x| / Qp``, ``r``
+        in ``(0, 1]`` on a grid, that minimises ``||Q(x) - x||^2``."""
+        if self.per_channel:
+            ax = self.ch_axis % x.dim()
+            flat = x.movedim(ax, 0).reshape(x.shape[ax], -1)
+        else:
+            flat = x.reshape(1, -1)
+        amax = flat.abs().amax(1).clamp(min=1e-8)
+        qn, qp = self.quant_min, self.quant_max
+        best_err = torch.full_like(amax, float('inf'))
+        best = amax / qp
+        for r in torch.linspace(1.0 / grid, 1.0, grid).tolist():
+            s = (amax * r / qp)[:, None]
+            err = ((flat / s).round().clamp(qn, qp) * s - flat).pow(2).sum(1)
+            better = err < best_err
+            best_err = torch.where(better, err, best_err)
+            best = torch.where(better, s[:, 0], best)
+        return best
 
     @torch.no_grad()
     def init_from(self, x):

@@ -17,6 +17,7 @@ from mmengine.logging import MMLogger
 from mmzsq.models.fake_quants import (LSQFakeQuantize, check_bits,
                                       check_init_batches)
 from mmzsq.registry import MODELS
+from mmzsq.utils.errors import ConfigError
 
 # final prediction layers of mmdet / mmyolo heads (kept in float, as LSQ
 # keeps the last layer): YOLOv5/6/7 ``convs_pred``, YOLOv8/YOLO11
@@ -86,6 +87,9 @@ class EagerLSQQuantizer:
             initialised over (mean of the per-batch estimates; 1 = the first
             batch, as LSQ).  Weight step sizes always use the weights of the
             first pass.
+        w_init (str): the weights' first step-size estimate, ``'lsq'``
+            (``2*mean|w|/sqrt(Qp)``) or ``'mse'`` (least squared error of
+            the quantized weights, see :class:`LSQFakeQuantize`).
     """
 
     def __init__(self, w_bits: int = 8, a_bits: int = 8,
@@ -94,7 +98,11 @@ class EagerLSQQuantizer:
                  skip_types: Sequence[str] = (),
                  quantize_types: Sequence[str] = ('Conv2d', 'Linear'),
                  w_per_channel: bool = False, a_lsq_plus: bool = False,
-                 a_init_batches: int = 1):
+                 a_init_batches: int = 1, w_init: str = 'lsq'):
+        if w_init not in ('lsq', 'mse'):
+            raise ConfigError(f"quantizer w_init must be 'lsq' or 'mse', "
+                              f'got {w_init!r}')
+        self.w_init = w_init
         self.w_bits = check_bits(w_bits, 'w_bits')
         self.a_bits = check_bits(a_bits, 'a_bits')
         self.skip_first = skip_first
@@ -140,7 +148,8 @@ class EagerLSQQuantizer:
             m.__class__ = _quant_class(type(m))
             m.weight_fake_quant = LSQFakeQuantize(
                 bits=self.w_bits, per_channel=self.w_per_channel,
-                num_channels=m.weight.shape[0], ch_axis=0)
+                num_channels=m.weight.shape[0], ch_axis=0,
+                init=self.w_init)
             m.input_fake_quant = LSQFakeQuantize(
                 bits=self.a_bits, learn_offset=self.a_lsq_plus,
                 init_batches=self.a_init_batches)
