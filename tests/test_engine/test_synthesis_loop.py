@@ -357,10 +357,10 @@ def test_resolution_scaled_terms_scale_with_stage_area(tmp_path):
                           rtol=1e-4)
 
 
-def test_cpu_bf16_and_channels_last(tmp_path):
-    """amp=True autocasts to bf16 wherever it is native (CUDA, or a CPU
-    with AVX512-BF16 / AMX), channels_last works on any device, and the
-    teacher leaves Stage I in its own memory format (Stage II uses it)."""
+def test_cpu_stays_fp32_and_contiguous(tmp_path):
+    """amp / channels_last apply on CUDA only (on CPU both made the loop
+    slower, measured); the teacher leaves Stage I in its own memory
+    format (Stage II uses it)."""
     from mmzsq.engine.runner import SynthesisLoop
     from mmzsq.engine.runner.synthesis_loop import fast_bf16
     from mmzsq.synthesis import DetectorAdapter, SyntheticSet
@@ -375,14 +375,8 @@ def test_cpu_bf16_and_channels_last(tmp_path):
         writer=SyntheticSet(str(tmp_path / 'set')), batches=[0],
         num_images=2, batch_size=2, stages=[dict(resolution=64, iters=2)],
         amp=True, channels_last=True)
-    assert loop.amp == fast_bf16(torch.device('cpu'))
-    assert conv.weight.is_contiguous(memory_format=torch.channels_last)
+    assert not fast_bf16(torch.device('cpu'))
+    assert not loop.amp and not loop.channels_last
     loop.run()
     assert conv.weight.is_contiguous()
     assert SyntheticSet(str(tmp_path / 'set')).batch_done(0)
-    off = SynthesisLoop(
-        runner, adapter=DetectorAdapter(model),
-        writer=SyntheticSet(str(tmp_path / 'set2')), batches=[0],
-        num_images=2, batch_size=2, stages=[dict(resolution=64, iters=1)],
-        amp=False, channels_last=False)
-    assert not off.amp

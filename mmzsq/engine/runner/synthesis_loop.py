@@ -38,17 +38,12 @@ def low_pass(images: Tensor, d0: float) -> Tensor:
 
 
 def fast_bf16(device: torch.device) -> bool:
-    """Whether bf16 autocast is native on ``device``: CUDA with bf16, or a
-    CPU with AVX512-BF16 / AMX (measured on one: YOLOv5n forward + input
-    backward 1.5x faster at 160 px, 2.6x at 320 px, with channels_last)."""
-    if device.type == 'cuda':
-        return torch.cuda.is_bf16_supported()
-    if device.type == 'cpu':
-        cpu = torch.cpu
-        return any(bool(getattr(cpu, f, lambda: False)())
-                   for f in ('_is_avx512_bf16_supported',
-                             '_is_amx_tile_supported'))
-    return False
+    """Whether Stage I autocasts to bf16 on ``device``: CUDA with bf16 only.
+    On CPU it stays fp32: measured on a 2-core AVX512-BF16 machine, the
+    whole Stage I loop (BN hooks, YOLOv5 loss, priors) ran 15x slower in
+    bf16 at 160 px and 6x slower at 320 px, although the bare network's
+    forward + input backward was 1.3-2.6x faster (docs/benchmarks.md)."""
+    return device.type == 'cuda' and torch.cuda.is_bf16_supported()
 
 
 @LOOPS.register_module()
@@ -141,7 +136,9 @@ class SynthesisLoop(BaseLoop):
         self.low_pass_filter = low_pass_filter
         self.device = adapter.device
         self.amp = amp and fast_bf16(self.device)
-        self.channels_last = channels_last
+        # CUDA only: on CPU channels_last made the loop slower (85 vs 115
+        # img-it/s at 160 px, 40 vs 49 at 320 px, fp32)
+        self.channels_last = channels_last and self.device.type == 'cuda'
         if self.channels_last:
             model.to(memory_format=torch.channels_last)
         self.seed = seed
