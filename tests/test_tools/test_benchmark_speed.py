@@ -90,3 +90,30 @@ def test_device_run_dry_run(tmp_path):
     results = json.loads((out / 'results.json').read_text())
     assert 'zsq:w4a8' in results and 'mAP' in results['zsq:w4a8']
     assert '| **ZSQ (ours)** |' in (out / 'table.md').read_text()
+
+
+def test_synthesis_speed_stage2_bf16_on_cpu():
+    """--amp on a CPU: Stage II (ours and the floor) in bf16 autocast, the
+    conv layers of the QAT step really in bf16; Stage I stays fp32 (its
+    autocast is CUDA-only)."""
+    sys.path.insert(0, osp.join(ROOT, 'tools', 'benchmark'))
+    try:
+        import torch
+        from synthesis_speed import cpu_autocast_optim_wrapper
+        from torch import nn
+        wrapper = cpu_autocast_optim_wrapper()(
+            torch.optim.SGD(nn.Conv2d(3, 4, 1).parameters(), lr=0.1))
+        conv = nn.Conv2d(3, 4, 1)
+        with wrapper.optim_context(conv):
+            assert conv(torch.randn(1, 3, 4, 4)).dtype == torch.bfloat16
+        assert conv(torch.randn(1, 3, 4, 4)).dtype == torch.float32
+    finally:
+        sys.path.remove(osp.join(ROOT, 'tools', 'benchmark'))
+    r = speed('--json', '--res', '64', '--batch', '2', '--iters', '2',
+              '--warmup', '1', '--checkpoint', 'random', '--device', 'cpu',
+              '--amp')
+    assert r.returncode == 0, r.stderr[-3000:]
+    res = json.loads(r.stdout.strip().splitlines()[-1])
+    assert res['stage2_precision'] == 'bf16 autocast'
+    assert res['stage1_precision'] == 'fp32'
+    assert res['stage2_img_s'] > 0 and res['stage2_floor_img_s'] > 0

@@ -64,11 +64,14 @@ def parse_args(argv=None):
                     '$OMP_NUM_THREADS)')
     ap.add_argument('--amp', action=argparse.BooleanOptionalAction,
                     default=None,
-                    help='bf16 autocast on CUDA for both stages (--no-amp: '
-                    'fp32 for both); default: as users run them, Stage I '
-                    'by train_cfg.synthesis.amp (bf16 on CUDA, '
+                    help='bf16 autocast for both stages (--no-amp: fp32 for '
+                    'both); default: as users run them, Stage I by '
+                    'train_cfg.synthesis.amp (bf16 on CUDA, '
                     'SynthesisLoop.amp), Stage II in fp32 (tools/train.py '
-                    'without --amp).  CPU: always fp32')
+                    'without --amp).  CPU: Stage I always fp32 (its autocast '
+                    'is CUDA-only); Stage II with --amp in CPU bf16 autocast '
+                    '(the forward, as AmpOptimWrapper does on CUDA; '
+                    'AmpOptimWrapper itself refuses CPUs)')
     ap.add_argument('--stages', nargs='+', choices=['1', '2'],
                     default=['1', '2'])
     ap.add_argument('--flops', action='store_true',
@@ -306,15 +309,36 @@ def stage2_cfg(cfg, args, ckpt, set_dir, wd):
     cfg.train_dataloader.batch_size = args.batch
     cfg.val_dataloader = cfg.val_cfg = cfg.val_evaluator = None
     cfg.default_hooks.checkpoint = None
-    if stage2_amp(args):
+    if stage2_amp(args) and args.device == 'cuda':
         cfg.optim_wrapper.type = 'AmpOptimWrapper'
         cfg.optim_wrapper.dtype = 'bfloat16'
+    elif stage2_amp(args):
+        cfg.optim_wrapper.type = cpu_autocast_optim_wrapper()
     return cfg
 
 
 def stage2_amp(args):
-    """tools/train.py --amp (bf16 here): only with --amp, on CUDA."""
-    return bool(args.amp) and args.device == 'cuda'
+    """tools/train.py --amp (bf16 here): only with --amp."""
+    return bool(args.amp)
+
+
+def cpu_autocast_optim_wrapper():
+    """An ``OptimWrapper`` whose ``optim_context`` (the forward and the
+    losses of ``train_step``) runs in CPU bf16 autocast: what
+    ``AmpOptimWrapper(dtype='bfloat16')`` does on CUDA (bf16 needs no loss
+    scaling); the backward and the optimizer step stay outside."""
+    import torch
+    from mmengine.optim import OptimWrapper
+
+    class CPUAutocastOptimWrapper(OptimWrapper):
+
+        @contextlib.contextmanager
+        def optim_context(self, model):
+            with super().optim_context(model), torch.autocast(
+                    'cpu', dtype=torch.bfloat16):
+                yield
+
+    return CPUAutocastOptimWrapper
 
 
 def stage2_floor(args, algorithm, amp):

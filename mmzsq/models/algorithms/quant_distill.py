@@ -338,8 +338,17 @@ class QuantDistillAlgorithm(BaseAlgorithm):
 
     # -------------------------------------------------------------- modes
     def train(self, mode: bool = True):
-        super().train(mode)
-        self.teacher.eval()
+        # nn.Module.train without the teacher (mmengine's train loop calls
+        # this every iteration: the teacher's ~550 modules were set to
+        # train and back to eval each time); it stays in eval mode
+        if not isinstance(mode, bool):
+            raise ValueError('training mode is expected to be boolean')
+        self.training = mode
+        for child in self.children():
+            if child is not self.teacher:
+                child.train(mode)
+        if any(m.training for m in self.teacher.modules()):
+            self.teacher.eval()
         if mode and self.bn_mode != 'train':
             for m in self.architecture.modules():
                 if isinstance(m, _BatchNorm):

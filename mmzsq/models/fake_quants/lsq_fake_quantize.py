@@ -14,11 +14,16 @@ Differences to MMRazor's class, each deliberate:
 * each per-tensor estimate is averaged over ranks with
   :func:`mmengine.dist.all_reduce` on any device (MMRazor's ``sync_tensor``
   only syncs CUDA tensors), so DDP ranks start identical;
-* the forward is written with straight-through rounding in plain torch, which
-  gives exactly LSQ's gradients, gradient scale ``g = 1/sqrt(N*Qp)`` (N: the
-  number of elements sharing one step size), and makes LSQ+ right:
+* the training forward is straight-through rounding, which gives exactly
+  LSQ's gradients, gradient scale ``g = 1/sqrt(N*Qp)`` (N: the number of
+  elements sharing one step size), and makes LSQ+ right:
   ``x_hat = s * round(clamp((x - beta)/s, Qn, Qp)) + beta`` with a learnable
-  real-valued offset ``beta`` applied *before* rounding;
+  real-valued offset ``beta`` applied *before* rounding; it is one autograd
+  node (:class:`_LSQ`: the values of the plain-torch formulation, its
+  gradients from two saved tensors; 112 of them per YOLOv5 step);
+* the flags (``initialized``, MMRazor's ``fake_quant_enabled`` and
+  ``static_enabled``) are buffers, so checkpoints carry them, but a forward
+  does not read them (a host sync each on a GPU) unless they changed;
 * per-channel step sizes (weights) are sized at construction, so the
   parameter never changes shape after a DDP wrapper has been built.
 """
@@ -52,19 +57,104 @@ def check_init_batches(k, what='init_batches'):
     return k
 
 
-def _grad_scale(x, g):
-    """Value of ``x``, gradient multiplied by ``g`` (LSQ's trick)."""
-    return (x - x * g).detach() + x * g
-
-
-def _round_ste(x):
-    return (x.round() - x).detach() + x
-
-
 def _mean_over_ranks(t):
     t = t.clone()
     all_reduce(t, op='mean')  # a no-op when not distributed
     return t
+
+
+def _dot(a, b, dims=None):
+    """``(a * b).sum(dims)``; one BLAS dot for whole contiguous tensors."""
+    if dims is None and a.is_contiguous() and b.is_contiguous() and \
+            a.dtype == b.dtype and a.dtype in (torch.float32, torch.float64):
+        return torch.dot(a.view(-1), b.view(-1))
+    return (a * b).sum() if dims is None else (a * b).sum(dims)
+
+
+def _open_range(qn, qp, dtype):
+    """``(lo, hi)`` with ``lo < v < hi  <=>  qn <= v <= qp`` for every
+    ``v`` of ``dtype`` (the neighbouring representable numbers), so that
+    ``hardtanh_backward``'s open interval is clamp's closed one."""
+    b = torch.tensor([qn, qp], dtype=dtype)
+    lo = torch.nextafter(b[:1], b[:1] - 1).item()
+    hi = torch.nextafter(b[1:], b[1:] + 1).item()
+    return lo, hi
+
+
+_OPEN_RANGES = {}
+
+
+class _LSQ(torch.autograd.Function):
+    """The LSQ / LSQ+ training forward as one autograd node.
+
+    Values: exactly the straight-through formulation
+    ``round_ste(clamp((x - beta) / s, Qn, Qp)) * s + beta`` with
+    ``s = grad_scale(|scale| + eps, g)``, ``beta = grad_scale(offset, g)``
+    (the same float operations).  Gradients: those of that formulation
+    (LSQ's), from the saved codes ``v = (x - beta) / s`` and
+    ``R = round(clamp(v, Qn, Qp))`` instead of autograd's chain of eight
+    nodes over the activation:
+
+    * ``dL/dx = dL/dy`` where ``Qn <= v <= Qp``, else 0;
+    * ``dL/ds = sum(dL/dy * (R - v))`` inside plus ``sum(dL/dy * R)``
+      over the clipped elements;
+    * ``dL/dbeta = sum(dL/dy)`` over the clipped elements;
+    * both times ``g`` (the gradient scale), and ``sign(scale)`` for the
+      step size (``|scale|``).
+
+    Per channel (``ch_axis``), the sums run over the other dimensions.
+    """
+
+    @staticmethod
+    def forward(ctx, x, scale, offset, eps, g, qn, qp, learn_offset,
+                ch_axis):
+        a = scale.abs() + eps
+        s = (a - a * g) + a * g  # the value of _grad_scale(a, g)
+        beta = (offset - offset * g) + offset * g if learn_offset else None
+        if ch_axis is not None:
+            shape = [1] * x.dim()
+            shape[ch_axis] = -1
+            s = s.reshape(shape)
+            beta = beta.reshape(shape) if beta is not None else None
+        v = (x - beta) / s if beta is not None else x / s
+        r = v.clamp(qn, qp).round_()
+        y = r * s
+        if beta is not None:
+            y = y + beta
+        ctx.save_for_backward(v, r, scale)
+        ctx.g, ctx.qn, ctx.qp = g, qn, qp
+        ctx.learn_offset, ctx.x_dtype = learn_offset, x.dtype
+        ctx.dims = None if ch_axis is None else \
+            [d for d in range(x.dim()) if d != ch_axis % x.dim()]
+        return y
+
+    @staticmethod
+    def backward(ctx, gy):
+        v, r, scale = ctx.saved_tensors
+        g, dims = ctx.g, ctx.dims
+        key = (ctx.qn, ctx.qp, v.dtype)
+        if key not in _OPEN_RANGES:
+            _OPEN_RANGES[key] = _open_range(*key)
+        lo, hi = _OPEN_RANGES[key]
+        gy = gy.to(v.dtype)
+        # dL/dy where Qn <= v <= Qp (a NaN code: a NaN loss anyway)
+        gx = torch.ops.aten.hardtanh_backward(gy, v, lo, hi)
+        gscale = goffset = None
+        if ctx.needs_input_grad[1] or ctx.needs_input_grad[2]:
+            clipped = gy - gx  # exactly dL/dy or 0
+        if ctx.needs_input_grad[1]:
+            # inside and clipped parts apart: no cancellation between
+            # sum(dL/dy * R) and sum(dL/dx * v) (autograd's two terms)
+            gs = _dot(gx, r - v, dims) + _dot(clipped, r, dims)
+            gscale = (gs.reshape(scale.shape) * g) * scale.sgn()
+        if ctx.learn_offset and ctx.needs_input_grad[2]:
+            gb = clipped.sum() if dims is None else clipped.sum(dims)
+            goffset = gb.reshape(scale.shape) * g
+        if ctx.needs_input_grad[0]:
+            gx = gx.to(ctx.x_dtype)
+        else:
+            gx = None
+        return gx, gscale, goffset, None, None, None, None, None, None
 
 
 @MODELS.register_module()
@@ -193,7 +283,7 @@ class LSQFakeQuantize(LearnableFakeQuantize):
         """Add ``x``'s estimate to the running mean and set step size (and
         offset) to it; ``initialized`` once ``init_batches`` were seen."""
         est = self.estimate(x)
-        if self._init_seen == 0 or self.static_enabled[0]:
+        if self._init_seen == 0 or self._flag('static_enabled'):
             self._init_seen, self._init_sum = 0, [torch.zeros_like(e)
                                                   for e in est]
         self._init_seen += 1
@@ -203,25 +293,47 @@ class LSQFakeQuantize(LearnableFakeQuantize):
         self.scale.data.copy_(mean[0].to(self.scale))
         if self.learn_offset:
             self.zero_point.data.copy_(mean[1].to(self.zero_point))
-        if self._init_seen >= self.init_batches or self.static_enabled[0]:
+        if self._init_seen >= self.init_batches or \
+                self._flag('static_enabled'):
             self.initialized.fill_(1)
             self._init_seen, self._init_sum = 0, None
 
+    def _flag(self, name):
+        """``bool(self.<name>[0])`` of a flag buffer without reading the
+        tensor each call (on a GPU every read is a host sync): the value is
+        cached with the buffer's identity and version counter, so any
+        in-place change (``fill_``, ``copy_``, ``load_state_dict``,
+        MMRazor's ``toggle_*``) or a new tensor (``.to()``, deepcopy) is
+        read afresh.  A write through ``.data`` keeps the version: set
+        flags with the toggles or on the buffer itself."""
+        t = self._buffers[name]
+        cache = self.__dict__.setdefault('_flag_cache', {})
+        hit = cache.get(name)
+        try:
+            version = t._version
+        except RuntimeError:  # an inference-mode tensor has no version
+            return bool(t[0])
+        # ``initialized`` is read afresh while False (the first passes
+        # only): then even a write through ``.data`` (which keeps the
+        # version, e.g. an EMA copying the live state) is seen
+        if hit is None or hit[0] is not t or hit[1] != version or \
+                (not hit[2] and name == 'initialized'):
+            hit = cache[name] = (t, version, bool(t[0]))
+        return hit[2]
+
     def forward(self, x):
-        if not self.initialized[0] or self.static_enabled[0]:
+        if not self._flag('initialized') or self._flag('static_enabled'):
             self.init_from(x)
-        if not self.fake_quant_enabled[0]:
+        if not self._flag('fake_quant_enabled'):
             return x
-        qn, qp = self.quant_min, self.quant_max
         if not torch.is_grad_enabled():  # inference: one fused kernel
             return self._fused(x)
         n = x.numel() / self.scale.numel()  # elements per step size
-        g = 0.0 if not self.initialized[0] else 1.0 / math.sqrt(n * qp)
-        s = self._view(_grad_scale(self.scale.abs() + self.eps, g), x)
-        if self.learn_offset:
-            beta = self._view(_grad_scale(self.zero_point, g), x)
-            return _round_ste(((x - beta) / s).clamp(qn, qp)) * s + beta
-        return _round_ste((x / s).clamp(qn, qp)) * s
+        g = 0.0 if not self._flag('initialized') else \
+            1.0 / math.sqrt(n * self.quant_max)
+        return _LSQ.apply(x, self.scale, self.zero_point, self.eps, g,
+                          self.quant_min, self.quant_max, self.learn_offset,
+                          self.ch_axis if self.per_channel else None)
 
     def _fused(self, x):
         s = (self.scale.detach().abs() + self.eps).float()

@@ -1,4 +1,5 @@
 """BatchNorm-statistics prior (DeepInversion / ZeroQ), paper Eq. 6 ``L_BN``."""
+import math
 from typing import List, Optional
 
 import torch
@@ -6,6 +7,31 @@ import torch.nn as nn
 from torch import Tensor
 
 from mmzsq.registry import MODELS
+
+
+class _Moments(torch.autograd.Function):
+    """``(x.mean(dims), (x * x).mean(dims))`` with the gradient in one
+    fused pass, ``dL/dx = (dL/dmean + 2 x dL/dE[x^2]) / n`` (``addcmul``):
+    autograd's chain (two mean backwards, the square's two products, their
+    sum) is ~6x the forward on CPU, per BatchNorm layer and step."""
+
+    @staticmethod
+    def forward(ctx, x, dims):
+        ctx.save_for_backward(x)
+        ctx.dims = dims
+        return x.mean(dims), (x * x).mean(dims)
+
+    @staticmethod
+    def backward(ctx, g_mean, g_sq_mean):
+        x, = ctx.saved_tensors
+        shape = [1 if d in ctx.dims else n for d, n in enumerate(x.shape)]
+        n = x.numel() // max(math.prod(shape), 1)
+        g_mean = torch.zeros(shape, dtype=x.dtype, device=x.device) \
+            if g_mean is None else (g_mean / n).reshape(shape)
+        if g_sq_mean is None:
+            return g_mean.expand_as(x).clone(), None
+        return torch.addcmul(g_mean, x, (2 * g_sq_mean / n).reshape(shape)), \
+            None
 
 
 @MODELS.register_module()
@@ -58,11 +84,11 @@ class BNStatisticsLoss(nn.Module):
         # per image: statistics of each image alone -> [B]
         dims = list(range(2, x.dim())) if self.per_image else \
             [0] + list(range(2, x.dim()))
-        mean = x.mean(dims)
         # E[x^2] - E[x]^2: the same (biased) variance as x.var to ~1e-7,
         # at a fraction of its cost on CPU (measured: var was 8-15x the BN
-        # layer's own time)
-        var = ((x * x).mean(dims) - mean * mean).clamp(min=0)
+        # layer's own time); both moments in one autograd node
+        mean, sq_mean = _Moments.apply(x, dims)
+        var = (sq_mean - mean * mean).clamp(min=0)
         d = 1 if self.per_image else None
         loss = (mean - rm).norm(dim=d) + (var - rv).norm(dim=d)
         if not self._losses:

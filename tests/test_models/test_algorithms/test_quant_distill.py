@@ -351,3 +351,24 @@ def test_two_stage_taps_the_teacher_does_not_run_are_named():
     losses = algo(**two_stage_batch(algo), mode='loss')
     assert 0 < float(losses['loss_feat']) < float('inf')
     assert 'rpn_head.rpn_cls' in algo.feat_layers
+
+
+def test_train_mode_leaves_the_teacher_in_eval():
+    """train() sets the student (BN frozen) without touching the teacher,
+    puts back a teacher module someone set to train, and eval() is eval."""
+    from torch.nn.modules.batchnorm import _BatchNorm
+    algo = yolo_algo()
+    for _ in range(2):
+        algo.train()
+        assert algo.training
+        assert not any(m.training for m in algo.teacher.modules())
+        arch = list(algo.architecture.modules())
+        assert all(m.training for m in arch if not isinstance(m, _BatchNorm))
+        assert not any(m.training for m in arch if isinstance(m, _BatchNorm))
+    algo.teacher.backbone.stem.train()
+    algo.train()
+    assert not any(m.training for m in algo.teacher.modules())
+    algo.eval()
+    assert not any(m.training for m in algo.modules())
+    with pytest.raises(ValueError, match='boolean'):
+        algo.train('yes')

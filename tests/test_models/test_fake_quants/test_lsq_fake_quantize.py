@@ -1,4 +1,5 @@
 """LSQ / LSQ+ fake-quant numerics on known tensors."""
+import copy
 import math
 
 import pytest
@@ -192,3 +193,155 @@ def test_bad_init_is_a_clear_error():
         LSQFakeQuantize(bits=4, init='minmax')
     with pytest.raises(ConfigError, match="'lsq' or 'mse'"):
         EagerLSQQuantizer(w_init='minmax')
+
+# -- the one-node training forward (_LSQ) against the plain-torch chain ----
+def _grad_scale(x, g):
+    return (x - x * g).detach() + x * g
+
+
+def _round_ste(x):
+    return (x.round() - x).detach() + x
+
+
+def _reference(q, x):
+    """The former training forward: autograd through straight-through
+    rounding in plain torch (LSQ's gradients by construction)."""
+    qn, qp = q.quant_min, q.quant_max
+    n = x.numel() / q.scale.numel()
+    g = 0.0 if not q.initialized[0] else 1.0 / math.sqrt(n * qp)
+    s = q._view(_grad_scale(q.scale.abs() + q.eps, g), x)
+    if q.learn_offset:
+        beta = q._view(_grad_scale(q.zero_point, g), x)
+        return _round_ste(((x - beta) / s).clamp(qn, qp)) * s + beta
+    return _round_ste((x / s).clamp(qn, qp)) * s
+
+
+def _grads(q, x, r, fn):
+    q.zero_grad()
+    xv = x.clone().requires_grad_(True)
+    y = fn(q, xv)
+    (y * r).sum().backward()
+    zp = q.zero_point.grad.clone() if q.learn_offset else None
+    return y.detach(), xv.grad, q.scale.grad.clone(), zp
+
+
+@pytest.mark.parametrize('kw', [
+    dict(bits=8), dict(bits=4), dict(bits=2, signed=False),
+    dict(bits=4, learn_offset=True),
+    dict(bits=4, per_channel=True, num_channels=16)])
+def test_one_node_forward_matches_plain_torch(kw):
+    torch.manual_seed(0)
+    shape = (16, 8, 3, 3) if kw.get('per_channel') else (4, 16, 20, 20)
+    q = LSQFakeQuantize(**kw)
+    q(torch.randn(shape) * 2)
+    q.scale.data.fill_(2.5 / q.quant_max)  # x ~ N(0, 2): some clipping
+    if q.learn_offset:
+        q.zero_point.data.add_(0.3)
+    for _ in range(3):
+        x, r = torch.randn(shape) * 2, torch.randn(shape)
+        y, gx, gs, gz = _grads(q, x, r, lambda q, x: q(x))
+        y0, gx0, gs0, gz0 = _grads(q, x, r, _reference)
+        assert torch.equal(y, y0)  # the same float operations
+        # x: the straight-through gradient (autograd's (dy*s)/s is within
+        # an ulp of it)
+        assert torch.allclose(gx, gx0, rtol=1e-6, atol=1e-6)
+        assert torch.equal(gx == 0, gx0 == 0)
+        assert gx.abs().sum() > 0 and (gx == 0).any()  # clipped and not
+        # step size / offset: sums of 1e4 terms, in another order
+        assert torch.allclose(gs, gs0, rtol=1e-4, atol=1e-7)
+        assert gs.abs().min() > 0
+        if q.learn_offset:
+            assert torch.allclose(gz, gz0, rtol=1e-4, atol=1e-7)
+            assert gz.abs().min() > 0
+        # and nearer the exact (float64) gradient than the tolerance
+        q64 = copy.deepcopy(q).double()
+        _, _, gs64, _ = _grads(q64, x.double(), r.double(), _reference)
+        assert torch.allclose(gs.double(), gs64, rtol=2e-5)
+
+
+def test_one_node_gradient_at_the_range_ends():
+    """Codes exactly at Qn / Qp pass the gradient (clamp's closed range),
+    the next float beyond does not."""
+    q = LSQFakeQuantize(bits=4)
+    q(torch.ones(4))
+    q.scale.data.fill_(0.5)
+    s = 0.5 + q.eps.item()
+    codes = torch.tensor([-8.0, 7.0, -8.0, 7.0, 3.2, 0.0])
+    codes[2] = torch.nextafter(codes[2], torch.tensor(-9.0))
+    codes[3] = torch.nextafter(codes[3], torch.tensor(8.0))
+    x = codes * s
+    v = x / s
+    assert v[0] == -8 and v[1] == 7 and v[2] < -8 and v[3] > 7
+    r = torch.arange(1.0, 7.0)
+    _, gx, gs, _ = _grads(q, x, r, lambda q, x: q(x))
+    _, gx0, gs0, _ = _grads(q, x, r, _reference)
+    assert gx.tolist() == [1.0, 2.0, 0.0, 0.0, 5.0, 6.0]
+    assert torch.allclose(gx, gx0) and torch.allclose(gs, gs0)
+
+
+def test_one_node_mixed_precision_and_layouts():
+    torch.manual_seed(0)
+    q = LSQFakeQuantize(bits=8)
+    x = torch.randn(2, 8, 6, 6)
+    q(x)
+    r = torch.randn_like(x)
+    # channels-last input (the dot product's fallback)
+    xc = x.contiguous(memory_format=torch.channels_last)
+    y, gx, gs, _ = _grads(q, xc, r, lambda q, x: q(x))
+    y0, gx0, gs0, _ = _grads(q, xc, r, _reference)
+    assert torch.equal(y, y0) and torch.allclose(gs, gs0, rtol=1e-5)
+    assert torch.allclose(gx, gx0)
+    # bf16 activations (autocast): float32 codes, as the plain chain
+    xb = x.bfloat16()
+    y, gx, gs, _ = _grads(q, xb, r, lambda q, x: q(x))
+    y0, gx0, gs0, _ = _grads(q, xb, r, _reference)
+    assert y.dtype == y0.dtype and torch.equal(y, y0)
+    assert gx.dtype == torch.bfloat16 and torch.equal(gx, gx0)
+    assert torch.allclose(gs, gs0, rtol=1e-5)
+
+
+def test_flags_are_read_again_after_every_change():
+    """The flag buffers are cached by version: toggles, in-place writes,
+    ``load_state_dict`` and ``.to()`` all take effect at the next call."""
+    q = LSQFakeQuantize(bits=4)
+    x = torch.randn(3, 5)
+    y = q(x)
+    assert not torch.equal(y, x)
+    q.toggle_fake_quant(False)
+    assert torch.equal(q(x), x)
+    q.fake_quant_enabled.fill_(1)
+    assert not torch.equal(q(x), x)
+    q.fake_quant_enabled[0] = 0
+    assert torch.equal(q(x), x)
+    q.enable_param_learning()
+    s = q.scale.detach().clone()
+    q(x * 100)  # initialised: no re-estimate
+    assert torch.equal(q.scale.detach(), s)
+    q.toggle_observer_update(True)  # static estimate on: re-estimated
+    q(x * 100)
+    assert q.scale.detach() > 10 * s
+    q.toggle_observer_update(False)
+    fresh = LSQFakeQuantize(bits=4).state_dict()
+    q.load_state_dict(fresh)  # initialized = 0 again
+    q(x)
+    assert torch.allclose(q.scale.detach(), s, rtol=1e-5)
+    q.to(torch.float64)
+    q.fake_quant_enabled.fill_(0)
+    assert torch.equal(q(x), x)
+
+
+def test_initialized_written_through_data_is_seen():
+    """An EMA copies the live state with ``.data.copy_`` (no version
+    change); an uninitialised quantizer still sees ``initialized``."""
+    live, avg = LSQFakeQuantize(bits=4), LSQFakeQuantize(bits=4)
+    x = torch.randn(4, 6)
+    live(x)
+    avg.load_state_dict(live.state_dict())
+    avg.initialized.data.zero_()
+    avg.scale.data.fill_(0.25)
+    avg(x)  # re-initialised from x
+    assert torch.allclose(avg.scale.detach(), live.scale.detach())
+    avg.scale.data.fill_(0.25)
+    avg.initialized.data.fill_(1)
+    avg(x * 10)  # seen: no re-estimate
+    assert avg.scale.item() == 0.25

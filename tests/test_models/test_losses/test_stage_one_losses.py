@@ -191,3 +191,59 @@ def test_total_variation_norm_form():
     want = (n * 4 * 4) ** 0.5 + 0 + 2 * (n * 3 * 4) ** 0.5
     got = TotalVariationLoss(reduction='norm', loss_weight=2.)(x)
     assert abs(float(got) - 2 * want) < 1e-4
+
+
+def _bn_loss_autograd(bn, x, per_image):
+    """The hook's formula through plain autograd (the former hook)."""
+    dims = [2, 3] if per_image else [0, 2, 3]
+    mean = x.mean(dims)
+    var = ((x * x).mean(dims) - mean * mean).clamp(min=0)
+    d = 1 if per_image else None
+    return (mean - bn.running_mean).norm(dim=d) + \
+        (var - bn.running_var).norm(dim=d)
+
+
+@pytest.mark.parametrize('per_image', [False, True])
+@pytest.mark.parametrize('channels_last', [False, True])
+def test_bn_loss_one_node_moments_match_autograd(per_image, channels_last):
+    """The hook's moments (one autograd node, fused gradient): the same
+    loss values, the input gradient to 1e-6 (relative)."""
+    from mmzsq.models.losses import BNStatisticsLoss
+    torch.manual_seed(0)
+    bn = torch.nn.BatchNorm2d(16).eval()
+    bn.running_mean.uniform_(-1, 1)
+    bn.running_var.uniform_(0.5, 2)
+    x = torch.randn(4, 16, 12, 10) * 1.5 + 0.7
+    if channels_last:
+        x = x.contiguous(memory_format=torch.channels_last)
+    r = torch.rand(4) + 0.5 if per_image else torch.tensor(1.3)
+    x1, x2 = x.clone().requires_grad_(True), x.clone().requires_grad_(True)
+    loss = BNStatisticsLoss(per_image=per_image).register(bn)
+    bn(x1)
+    got = loss()
+    (got * r).sum().backward()
+    want = _bn_loss_autograd(bn, x2, per_image)
+    (want * r).sum().backward()
+    loss.remove()
+    assert torch.equal(got, want)  # the same float operations
+    assert x1.grad.abs().max() > 0
+    assert torch.allclose(x1.grad, x2.grad, rtol=1e-6,
+                          atol=1e-6 * x2.grad.abs().max().item())
+    # the variance term alone and the mean term alone
+    from mmzsq.models.losses.bn_statistics_loss import _Moments
+    for m, v in ((1.0, 0.0), (0.0, 1.0)):
+        a = x.clone().requires_grad_(True)
+        b = x.clone().requires_grad_(True)
+        mean, sq = _Moments.apply(a, [0, 2, 3])
+        (m * mean.sum() + v * sq.sum()).backward()
+        (m * b.mean([0, 2, 3]).sum() + v * (b * b).mean([0, 2, 3]).sum()
+         ).backward()
+        assert torch.allclose(a.grad, b.grad, rtol=1e-6, atol=1e-9)
+    # one output only (the other's gradient is None)
+    for i in (0, 1):
+        a = x.clone().requires_grad_(True)
+        _Moments.apply(a, [0, 2, 3])[i].sum().backward()
+        b = x.clone().requires_grad_(True)
+        (b.mean([0, 2, 3]) if i == 0 else (b * b).mean([0, 2, 3])
+         ).sum().backward()
+        assert torch.allclose(a.grad, b.grad, rtol=1e-6, atol=1e-9)
