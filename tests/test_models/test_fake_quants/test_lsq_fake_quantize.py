@@ -194,6 +194,7 @@ def test_bad_init_is_a_clear_error():
     with pytest.raises(ConfigError, match="'lsq' or 'mse'"):
         EagerLSQQuantizer(w_init='minmax')
 
+
 # -- the one-node training forward (_LSQ) against the plain-torch chain ----
 def _grad_scale(x, g):
     return (x - x * g).detach() + x * g
