@@ -16,6 +16,7 @@ import sys
 import time
 
 from tools._common.assets import yolov5n_checkpoint
+from tools._common.label_stats import class_frequency_correlation, load
 
 ROOT = osp.dirname(osp.dirname(osp.dirname(osp.abspath(__file__))))
 
@@ -169,30 +170,6 @@ def metrics_of(test_wd):
     return dict(mAP=m['coco/bbox_mAP'], mAP50=m['coco/bbox_mAP_50'])
 
 
-def class_frequency_correlation(ann_file: str, real_ann_file: str) -> float:
-    """Pearson correlation between the per-class box counts of a set and of
-    a real COCO annotation file (classes matched by name; every class of
-    the real file counts, absent ones as 0) -- paper Fig. 3b."""
-    import numpy as np
-
-    def counts(path):
-        with open(path) as f:
-            coco = json.load(f)
-        names = {c['id']: c['name'] for c in coco['categories']}
-        out = dict.fromkeys(names.values(), 0)
-        for a in coco['annotations']:
-            out[names[a['category_id']]] += 1
-        return out
-
-    synth, real = counts(ann_file), counts(real_ann_file)
-    classes = sorted(real)
-    a = np.array([synth.get(c, 0) for c in classes], dtype=float)
-    b = np.array([real[c] for c in classes], dtype=float)
-    if a.std() == 0 or b.std() == 0:
-        return float('nan')
-    return float(np.corrcoef(a, b)[0, 1])
-
-
 def real_ann_file(real_root):
     """The COCO annotation file of a real-image folder, or None."""
     if not real_root:
@@ -202,9 +179,7 @@ def real_ann_file(real_root):
 
 
 def synthesis_stats(set_dir, real_root=None):
-    ann = osp.join(set_dir, 'annotations.json')
-    with open(ann) as f:
-        coco = json.load(f)
+    coco = load(set_dir)
     info = coco.get('info', {})
     n = len(coco['images'])
     iters = sum(st['iters'] for st in info.get('stages', []))
@@ -215,7 +190,8 @@ def synthesis_stats(set_dir, real_root=None):
                img_iter_per_s=n * iters / secs, synth_s=round(secs))
     real = real_ann_file(real_root)
     if real:
-        out['class_corr_real'] = class_frequency_correlation(ann, real)
+        out['class_corr_real'] = class_frequency_correlation(
+            coco, load(real))
     return out
 
 

@@ -1,52 +1,20 @@
 # Label statistics of a synthetic set against a reference COCO json (paper
 # Fig. 3b): category frequencies, box sizes, boxes per image, as PNGs; the
 # KL divergence KL(reference || synthetic) of the category distributions is
-# printed.
+# printed, with the Pearson correlation of the class counts.
 #   python tools/analysis/label_distribution.py work_dirs/zsq_sets/x \
 #       --ref ../shared/data/coco128/annotations/instances_train2017.json
 import argparse
-import json
 import os.path as osp
 import sys
 
 import numpy as np
 
+sys.path.insert(0, osp.dirname(osp.dirname(osp.dirname(osp.abspath(
+    __file__)))))
 
-def load(path):
-    if osp.isdir(path):
-        path = osp.join(path, 'annotations.json')
-    if not osp.exists(path):
-        raise FileNotFoundError(f'{path} not found; pass a synthetic set dir '
-                                'or a COCO json')
-    with open(path) as f:
-        return json.load(f)
-
-
-def stats(coco, names):
-    """Category frequencies (over ``names``), sqrt(box area / image area),
-    boxes per image."""
-    id2name = {c['id']: c['name'] for c in coco['categories']}
-    idx = {n: i for i, n in enumerate(names)}
-    imgs = {im['id']: im for im in coco['images']}
-    freq = np.zeros(len(names))
-    sizes, per_img = [], {i: 0 for i in imgs}
-    for a in coco['annotations']:
-        if a.get('iscrowd', 0):
-            continue
-        n = id2name[a['category_id']]
-        if n in idx:
-            freq[idx[n]] += 1
-        im = imgs[a['image_id']]
-        sizes.append(np.sqrt(max(a['bbox'][2] * a['bbox'][3], 0) /
-                             (im['width'] * im['height'])))
-        per_img[a['image_id']] += 1
-    return freq, np.array(sizes), np.array(list(per_img.values()))
-
-
-def kl_divergence(p, q, eps=1e-6):
-    p = (p + eps) / (p + eps).sum()
-    q = (q + eps) / (q + eps).sum()
-    return float((p * np.log(p / q)).sum())
+from tools._common.label_stats import (  # noqa: E402,F401
+    class_frequency_correlation, kl_divergence, load, stats)
 
 
 def plot(series, names, out):
@@ -108,7 +76,8 @@ def main(argv=None):
         series.append(('reference', fr, sr, br))
         kl = kl_divergence(fr, fs)
         print(f'KL(reference || synthetic) over {len(names)} categories: '
-              f'{kl:.4f}')
+              f'{kl:.4f}; Pearson r of the class counts: '
+              f'{class_frequency_correlation(syn, ref):.3f}')
     paths = plot(series, names, out)
     print(f'{int(fs.sum())} boxes on {len(bs)} images, '
           f'{bs.mean():.2f} boxes/image, {(fs > 0).sum()} classes')

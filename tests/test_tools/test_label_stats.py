@@ -1,4 +1,5 @@
-"""The benchmark harness's Stage I statistics (tools/_common/experiment)."""
+"""Label statistics of the tools (tools/_common/label_stats): the class-
+frequency correlation the harness and label_distribution.py report."""
 import json
 
 
@@ -10,11 +11,11 @@ def _coco(path, cats, boxes):
         annotations=[dict(id=k, image_id=1, category_id=c,
                           bbox=[0, 0, 2, 2], area=4, iscrowd=0)
                      for k, c in enumerate(boxes)]), open(path, 'w'))
-    return str(path)
+    return json.load(open(path))
 
 
 def test_class_frequency_correlation_matches_by_name(tmp_path):
-    from tools._common.experiment import class_frequency_correlation
+    from tools._common.label_stats import class_frequency_correlation
     real = _coco(tmp_path / 'real.json', {1: 'person', 3: 'car', 5: 'dog'},
                  [1, 1, 1, 1, 3, 3, 5])
     # same distribution under other ids (a set numbers classes 0..C-1)
