@@ -37,15 +37,6 @@ def low_pass(images: Tensor, d0: float) -> Tensor:
     return torch.fft.ifft2(spec).real.to(images.dtype)
 
 
-def fast_bf16(device: torch.device) -> bool:
-    """Whether Stage I autocasts to bf16 on ``device``: CUDA with bf16 only.
-    On CPU it stays fp32: measured on a 2-core AVX512-BF16 machine, the
-    whole Stage I loop (BN hooks, YOLOv5 loss, priors) ran 15x slower in
-    bf16 at 160 px and 6x slower at 320 px, although the bare network's
-    forward + input backward was 1.3-2.6x faster (docs/benchmarks.md)."""
-    return device.type == 'cuda' and torch.cuda.is_bf16_supported()
-
-
 @LOOPS.register_module()
 class SynthesisLoop(BaseLoop):
     """Synthesise ``batches`` (indices of batches of ``batch_size`` images
@@ -135,10 +126,13 @@ class SynthesisLoop(BaseLoop):
         self.cutout, self.jitter, self.flip = cutout, jitter, flip
         self.low_pass_filter = low_pass_filter
         self.device = adapter.device
-        self.amp = amp and fast_bf16(self.device)
-        # CUDA only: on CPU channels_last made the loop slower (85 vs 115
-        # img-it/s at 160 px, 40 vs 49 at 320 px, fp32)
-        self.channels_last = channels_last and self.device.type == 'cuda'
+        # bf16 autocast and channels_last on CUDA only: on a 2-core
+        # AVX512-BF16 CPU the whole loop ran 15x slower in bf16 (7 vs 110
+        # img-it/s at 160 px) and slower in channels_last (85 vs 115),
+        # although the bare network is faster in both (docs/benchmarks.md)
+        cuda = self.device.type == 'cuda'
+        self.amp = amp and cuda
+        self.channels_last = channels_last and cuda
         if self.channels_last:
             model.to(memory_format=torch.channels_last)
         self.seed = seed

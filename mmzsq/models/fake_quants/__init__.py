@@ -1,4 +1,5 @@
 from .lsq_fake_quantize import (LSQFakeQuantize, check_bits,
-                                check_init_batches)
+                                check_init_batches, check_step_init)
 
-__all__ = ['LSQFakeQuantize', 'check_bits', 'check_init_batches']
+__all__ = ['LSQFakeQuantize', 'check_bits', 'check_init_batches',
+           'check_step_init']

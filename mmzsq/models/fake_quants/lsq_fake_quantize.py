@@ -57,6 +57,15 @@ def check_init_batches(k, what='init_batches'):
     return k
 
 
+STEP_INITS = ('lsq', 'mse')
+
+
+def check_step_init(init, what='init'):
+    if init not in STEP_INITS:
+        raise ConfigError(f"{what} must be 'lsq' or 'mse', got {init!r}")
+    return init
+
+
 def _mean_over_ranks(t):
     t = t.clone()
     all_reduce(t, op='mean')  # a no-op when not distributed
@@ -187,10 +196,7 @@ class LSQFakeQuantize(LearnableFakeQuantize):
                  init_batches=1, init='lsq'):
         check_bits(bits)
         check_init_batches(init_batches)
-        if init not in ('lsq', 'mse'):
-            raise ConfigError(f"LSQFakeQuantize init must be 'lsq' or "
-                              f"'mse', got {init!r}")
-        self.init = init
+        self.init = check_step_init(init)
         if signed:
             qmin, qmax = -2**(bits - 1), 2**(bits - 1) - 1
         else:

@@ -4,6 +4,7 @@ import torch.nn as nn
 from torch import Tensor
 
 from mmzsq.registry import MODELS
+from mmzsq.utils.errors import ConfigError
 
 
 @MODELS.register_module()
@@ -23,9 +24,11 @@ class TotalVariationLoss(nn.Module):
     def __init__(self, p: int = 1, loss_weight: float = 1.0,
                  reduction: str = 'mean'):
         super().__init__()
-        assert p in (1, 2), 'TotalVariationLoss: p must be 1 or 2'
-        assert reduction in ('mean', 'none', 'norm'), \
-            "TotalVariationLoss: reduction must be 'mean', 'none' or 'norm'"
+        if p not in (1, 2) or reduction not in ('mean', 'none', 'norm'):
+            raise ConfigError(
+                f'TotalVariationLoss: p must be 1 or 2 and reduction '
+                f"'mean', 'none' or 'norm', got p={p!r}, "
+                f'reduction={reduction!r}')
         self.p, self.loss_weight, self.reduction = p, loss_weight, reduction
 
     def forward(self, x: Tensor) -> Tensor:

@@ -15,9 +15,8 @@ import torch.nn.functional as F
 from mmengine.logging import MMLogger
 
 from mmzsq.models.fake_quants import (LSQFakeQuantize, check_bits,
-                                      check_init_batches)
+                                      check_init_batches, check_step_init)
 from mmzsq.registry import MODELS
-from mmzsq.utils.errors import ConfigError
 
 # final prediction layers of mmdet / mmyolo heads (kept in float, as LSQ
 # keeps the last layer): YOLOv5/6/7 ``convs_pred``, YOLOv8/YOLO11
@@ -99,10 +98,7 @@ class EagerLSQQuantizer:
                  quantize_types: Sequence[str] = ('Conv2d', 'Linear'),
                  w_per_channel: bool = False, a_lsq_plus: bool = False,
                  a_init_batches: int = 1, w_init: str = 'lsq'):
-        if w_init not in ('lsq', 'mse'):
-            raise ConfigError(f"quantizer w_init must be 'lsq' or 'mse', "
-                              f'got {w_init!r}')
-        self.w_init = w_init
+        self.w_init = check_step_init(w_init, 'quantizer w_init')
         self.w_bits = check_bits(w_bits, 'w_bits')
         self.a_bits = check_bits(a_bits, 'a_bits')
         self.skip_first = skip_first

@@ -247,3 +247,12 @@ def test_bn_loss_one_node_moments_match_autograd(per_image, channels_last):
         (b.mean([0, 2, 3]) if i == 0 else (b * b).mean([0, 2, 3])
          ).sum().backward()
         assert torch.allclose(a.grad, b.grad, rtol=1e-6, atol=1e-9)
+
+
+def test_total_variation_bad_settings_name_the_fix():
+    from mmzsq.models.losses import TotalVariationLoss
+    from mmzsq.utils.errors import ConfigError
+    with pytest.raises(ConfigError, match="'mean', 'none' or 'norm'"):
+        TotalVariationLoss(reduction='sum')
+    with pytest.raises(ConfigError, match='p must be 1 or 2'):
+        TotalVariationLoss(p=3)
