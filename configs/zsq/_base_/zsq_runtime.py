@@ -45,11 +45,12 @@ zsq_optim_wrapper = dict(
 zsq_lsq_paramwise_cfg = dict(custom_keys={
     'fake_quant.': dict(lr_mult=1.0),
     '.weight': dict(lr_mult=0.1), '.bias': dict(lr_mult=0.1)})
-# Low-bit weights (W4-W6): the official recipe's Adam 1e-4 on the weights
-# too, with a linear warmup over the first 100 iterations (chained with the
+# 4-bit weights (the W4 configs): the official recipe's Adam 1e-4 on the
+# weights too, with a linear warmup over the first 100 iterations (chained with the
 # cosine: both start at 0, so runs shorter than the warmup stay valid).
 # Measured on YOLOv5n, our Stage II on 128 real images, 300 it: W4A8
-# +3.0 mAP over lr/10, W8A8 -2.1 (docs/benchmarks.md); W8 keeps lr/10.
+# +3.0 mAP over lr/10, W8A8 -2.1 (docs/benchmarks.md); W8 and W6 (not
+# measured) keep lr/10.
 #   optim_wrapper = dict(paramwise_cfg=_base_.zsq_low_bit_paramwise_cfg)
 #   param_scheduler = _base_.zsq_warmup_param_scheduler
 zsq_low_bit_paramwise_cfg = dict(custom_keys={
