@@ -46,8 +46,9 @@ zsq_lsq_paramwise_cfg = dict(custom_keys={
     'fake_quant.': dict(lr_mult=1.0),
     '.weight': dict(lr_mult=0.1), '.bias': dict(lr_mult=0.1)})
 # 4-bit weights (the W4 configs): the official recipe's Adam 1e-4 on the
-# weights too, with a linear warmup over the first 100 iterations (chained with the
-# cosine: both start at 0, so runs shorter than the warmup stay valid).
+# weights too, with a linear warmup over the first 100 iterations (chained
+# with the cosine: both start at 0, so runs shorter than the warmup stay
+# valid).
 # Measured on YOLOv5n, our Stage II on 128 real images, 300 it: W4A8
 # +3.0 mAP over lr/10, W8A8 -2.1 (docs/benchmarks.md); W8 and W6 (not
 # measured) keep lr/10.
