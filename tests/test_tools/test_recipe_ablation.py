@@ -48,6 +48,12 @@ def test_every_variant_is_a_valid_config(tmp_path):
         off.param_scheduler[0].end == 10
     keys = off.optim_wrapper.paramwise_cfg.custom_keys
     assert keys['.weight'].lr_mult == 1.0 and keys['fake_quant.'].lr_mult
+    slow = got['lr1e-5']  # the W6 / W8 recipe on a W4 run
+    assert slow.optim_wrapper.paramwise_cfg.custom_keys['.weight'] \
+        .lr_mult == 0.1
+    assert [s.type for s in slow.param_scheduler] == ['CosineAnnealingLR']
+    assert [s.type for s in ship.param_scheduler] == [
+        'LinearLR', 'CosineAnnealingLR']  # the shipped W4 warmup
     assert got['bn-reestimate'].custom_hooks[0].type == \
         'mmzsq.BNReestimateHook'
     assert ship.train_cfg.synthesis is None  # real data: no Stage I

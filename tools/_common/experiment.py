@@ -127,6 +127,7 @@ def run_cfg(p, wd, method, bits, fp_ckpt, real_root, extra='', name=None):
         bits=bits)
     iters = p['ptq_iters'] if method == 'ptq' else p['qat_iters']
     res = p['qat_res']
+    warmup = fitted_warmup(base, iters)
     if method in REAL:
         data = (f"    data_root={real_root!r}, "
                 f"indices={p['num_images']},\n")
@@ -137,7 +138,7 @@ def run_cfg(p, wd, method, bits, fp_ckpt, real_root, extra='', name=None):
         synthesis = synthesis_body(p, src)
     body = f"""
 model = dict(init_checkpoint={fp_ckpt!r})
-train_dataloader = dict(batch_size={p['qat_batch']}, dataset=dict(
+{warmup}train_dataloader = dict(batch_size={p['qat_batch']}, dataset=dict(
 {data}    pipeline=[
         dict(type='LoadImageFromFile', backend_args=None),
         dict(type='LoadAnnotations', with_bbox=True),
@@ -160,6 +161,22 @@ val_evaluator = None
     return write_cfg(osp.join(wd, 'configs',
                               f'{name or method + "_" + bits}.py'), base,
                      body)
+
+
+def fitted_warmup(base, iters):
+    """``param_scheduler`` line of a run shorter than three times its base
+    config's linear warmup (the W4 recipe warms up over 100 iterations):
+    the warmup shrinks to a third of the run, the rest is unchanged; ''
+    otherwise.  Without it a 30-iteration run never reaches its lr."""
+    from mmengine.config import Config
+    scheds = Config.fromfile(osp.join(ROOT, base)).get('param_scheduler')
+    if not isinstance(scheds, list) or not any(
+            s.get('type') == 'LinearLR' and s.get('end', 0) * 3 > iters
+            for s in scheds):
+        return ''
+    fitted = [dict(s, end=max(1, iters // 3)) if s.get('type') == 'LinearLR'
+              else dict(s) for s in scheds]
+    return f'param_scheduler = {fitted!r}\n'
 
 
 def metrics_of(test_wd):

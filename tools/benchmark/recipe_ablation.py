@@ -36,6 +36,12 @@ CHANGES = {
         "by_epoch=False, begin=0, end={warmup}),\n"
         "    dict(type='CosineAnnealingLR', by_epoch=False, "
         "begin={warmup}, eta_min=1e-6)]\n"),
+    'lr1e-5': (
+        'weights at lr/10 (Adam 1e-5), no warmup: the W6 / W8 recipe',
+        "optim_wrapper = dict(paramwise_cfg=dict(custom_keys={{"
+        "'.weight': dict(lr_mult=0.1), '.bias': dict(lr_mult=0.1)}}))\n"
+        "param_scheduler = [dict(type='CosineAnnealingLR', by_epoch=False, "
+        "eta_min=1e-6)]\n"),
     'bn-train': ('student BN in train mode, momentum 0.03',
                  "model.update(bn_mode='train', bn_momentum=0.03)\n"),
     'bn-reestimate': ('student BN re-estimated on 8 batches, then frozen',

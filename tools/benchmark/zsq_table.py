@@ -42,6 +42,10 @@ def main():
     ap.add_argument('--coco-root', help='COCO val folder for mAP')
     ap.add_argument('--real-root', default=shared_path('data', 'coco128'),
                     help='COCO-format train folder for LSQ real-N')
+    ap.add_argument('--seeds', nargs='+', type=int, default=[0],
+                    help='Stage II seeds (randomness.seed, the configs\' '
+                    'default is 0); with several, a cell gives the mean and '
+                    'the range')
     ap.add_argument('--work-dir', default=None)
     args = ap.parse_args()
     coco = coco_val_root(args.coco_root)
@@ -59,9 +63,34 @@ def main():
     # Stage II: every method at every bit-width, then tools/test.py
     for bits in args.bits:
         for method in args.methods:
-            exp.quantize(method, bits)
-            write_table(args, p, exp.wd, exp.results, quiet=True)
+            for seed in args.seeds:
+                exp.quantize(method, bits, *seed_variant(seed))
+                write_table(args, p, exp.wd, exp.results, quiet=True)
     write_table(args, p, exp.wd, exp.results)
+
+
+def seed_variant(seed):
+    """(variant, config lines) of a Stage II seed; the configs' own seed 0
+    is the plain run (key ``<method>:<bits>``)."""
+    if seed == 0:
+        return None, ''
+    return f'seed{seed}', f'randomness = dict(seed={seed})\n'
+
+
+def cell(results, key, seeds, fp):
+    """One table cell: mAP / mAP50 (retention), over the seeds run."""
+    rs = [results[k] for k in (
+        key + (f'+{v}' if v else '') for v, _ in map(seed_variant, seeds))
+        if k in results]
+    if not rs:
+        return '—'
+    ap = [r['mAP'] for r in rs]
+    mean = sum(ap) / len(ap)
+    text = (f'{mean:.3f} / {sum(r["mAP50"] for r in rs) / len(rs):.3f} '
+            f'({100 * mean / fp["mAP"]:.1f} %)')
+    if len(rs) > 1:
+        text += f', {min(ap):.3f}–{max(ap):.3f} over {len(rs)} seeds'
+    return text
 
 
 def write_table(args, p, wd, results, quiet=False):
@@ -73,7 +102,9 @@ def write_table(args, p, wd, results, quiet=False):
         f'### YOLOv5n, preset `{args.preset}`',
         '',
         f'- command: `python tools/benchmark/zsq_table.py --preset '
-        f'{args.preset} --bits {" ".join(args.bits)}`',
+        f'{args.preset} --bits {" ".join(args.bits)}'
+        + (f' --seeds {" ".join(map(str, args.seeds))}'
+           if args.seeds != [0] else '') + '`',
         f'- date: {datetime.date.today()}; machine: {platform.machine()}, '
         f'{os.cpu_count()} cores{gpu_name()}; commit {commit}',
         f'- N = {p["num_images"]} images for every method; Stage I: '
@@ -89,12 +120,8 @@ def write_table(args, p, wd, results, quiet=False):
         f'| {METHOD_NAMES["fp"]} | ' + ' | '.join(
             f'{fp["mAP"]:.3f} / {fp["mAP50"]:.3f}' for _ in args.bits) + ' |']
     for m in args.methods:
-        cells = []
-        for b in args.bits:
-            r = results.get(f'{m}:{b}')
-            cells.append('—' if r is None else
-                         f'{r["mAP"]:.3f} / {r["mAP50"]:.3f} '
-                         f'({100 * r["mAP"] / fp["mAP"]:.1f} %)')
+        cells = [cell(results, f'{m}:{b}', args.seeds, fp)
+                 for b in args.bits]
         lines.append(f'| {METHOD_NAMES[m]} | ' + ' | '.join(cells) + ' |')
     lines += ['', '| Stage I set | images | boxes/img | classes | '
               'class-freq. corr. (real N) | img-it/s | wall (s) |',
