@@ -38,7 +38,9 @@ synthesis = dict(
     cutout=dict(prob=0.5, scale=(0.02, 0.2)),
     jitter=0,
     flip=False,
-    low_pass_filter=None,  # SynQ idea, e.g. dict(d0=0.5, interval=50)
+    # Gaussian low-pass filter on the images (SynQ's idea, not measured):
+    # e.g. dict(d0=0.5, interval=50, start=0.0, stop=1.0); None: off
+    low_pass_filter=None,
     amp=True,
     channels_last=True,
     log_interval=50)
