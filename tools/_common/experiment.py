@@ -49,18 +49,45 @@ PRESETS = {
                 ptq_iters=50, qat_batch=32),
 }
 METHODS = ('ptq', 'lsq-real', 'kd-real', 'no-det', 'tile', 'multisample',
-           'zsq')
+           'zsq', 'zsq-lowpass', 'zsq-softlabel', 'zsq-iou')
 METHOD_NAMES = {
     'fp': 'FP (teacher)', 'ptq': 'PTQ (synthetic)',
     'lsq-real': 'LSQ real-N', 'kd-real': 'our Stage II on real-N',
     'no-det': 'ZSQ w/o L_detect',
     'tile': 'ZSQ Tile', 'multisample': 'ZSQ MultiSample',
-    'zsq': '**ZSQ (ours)**'}
+    'zsq': '**ZSQ (ours)**',
+    'zsq-lowpass': 'ZSQ + low-pass Stage I images',
+    'zsq-softlabel': 'ZSQ, L_detect only where the teacher sees the labels',
+    'zsq-iou': 'ZSQ + decoded-box IoU term'}
 LABEL_SOURCES = {
     'als': dict(type='mmzsq.RandomBoxSampler'),
     'tile': dict(type='mmzsq.TileBoxSampler'),
     'multisample': dict(type='mmzsq.MultiBoxSampler'),
+    'als-lowpass': dict(type='mmzsq.RandomBoxSampler'),
 }
+# label sources sampled by ALS (two stages: labels, then images)
+ALS_SETS = ('als', 'als-lowpass')
+# a set's Stage I keys beyond its label source
+SET_SYNTHESIS = {
+    'als-lowpass': dict(low_pass_filter=dict(d0=0.5, interval=50, start=0.0,
+                                             stop=1.0)),
+}
+# [Beyond] switches, not measured yet: the `zsq` run on its own Stage I set
+# (a Stage I switch) or on the `als` set plus its config lines
+SWITCH_SETS = {'zsq-lowpass': 'als-lowpass', 'zsq-softlabel': 'als',
+               'zsq-iou': 'als'}
+SWITCH_LINES = {
+    'zsq-softlabel': "model.update(soft_label=dict(conf_thr=0.25))\n",
+    'zsq-iou': ("model.update(loss_weights=dict(iou=1.0), iou_loss=dict("
+                "type='mmzsq.DecodedBoxIoULoss', conf_thr=0.25))\n"),
+}
+
+
+def set_of(method):
+    """The Stage I set a synthetic-data method trains on."""
+    if method in ('tile', 'multisample'):
+        return method
+    return SWITCH_SETS.get(method, 'als')
 
 
 def sh(args, log, env=None):
@@ -89,15 +116,17 @@ def synthesis_body(p, name):
     full-resolution stage)."""
     stages = [dict(resolution=p['image_res'], iters=p['image_iters'],
                    label_sampling=False, reinit_images=True)]
-    if name == 'als':
+    if name in ALS_SETS:
         stages.insert(0, dict(resolution=p['label_res'],
                               iters=p['label_iters'], label_sampling=True))
+    more = ''.join(f',\n        {k}={v!r}'
+                   for k, v in SET_SYNTHESIS.get(name, {}).items())
     return (f"dict(\n        num_images={p['num_images']}, "
             f"batch_size={p['synth_batch']},\n"
             f"        lr={p['synth_lr']}, "
             f"label_sampler={LABEL_SOURCES[name]!r},\n"
             f"        stages={stages!r},\n"
-            f"        als=dict(interval={p['als_interval']}))")
+            f"        als=dict(interval={p['als_interval']}){more})")
 
 
 def set_cfg(p, wd, name, fp_ckpt):
@@ -133,9 +162,10 @@ def run_cfg(p, wd, method, bits, fp_ckpt, real_root, extra='', name=None):
                 f"indices={p['num_images']},\n")
         synthesis = 'None'
     else:
-        src = method if method in ('tile', 'multisample') else 'als'
+        src = set_of(method)
         data = f"    data_root={osp.join(wd, 'sets', src) + '/'!r},\n"
         synthesis = synthesis_body(p, src)
+    extra = SWITCH_LINES.get(method, '') + extra
     body = f"""
 model = dict(init_checkpoint={fp_ckpt!r})
 {warmup}train_dataloader = dict(batch_size={p['qat_batch']}, dataset=dict(
@@ -256,7 +286,8 @@ class Experiment:
         return self.results['fp']
 
     def synthesize(self, name):
-        """Stage I set of one label source (als / tile / multisample)."""
+        """Stage I set of one label source (als / tile / multisample /
+        als-lowpass)."""
         key = f'set:{name}'
         if key not in self.results:
             t = time.time()
@@ -277,6 +308,8 @@ class Experiment:
         ``variant``: a named recipe change, ``extra`` its config lines
         (appended to the run's config; key ``<method>:<bits>+<variant>``)."""
         key = f'{method}:{bits}' + (f'+{variant}' if variant else '')
+        if key not in self.results and method in SWITCH_SETS:
+            self.synthesize(set_of(method))  # (its own `set:` key)
         if key not in self.results:
             name = f'{method}_{bits}' + (f'_{variant}' if variant else '')
             run_wd = osp.join(self.wd, 'runs', name)

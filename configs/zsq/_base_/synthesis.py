@@ -38,7 +38,10 @@ synthesis = dict(
     cutout=dict(prob=0.5, scale=(0.02, 0.2)),
     jitter=0,
     flip=False,
-    low_pass_filter=None,  # SynQ idea, e.g. dict(d0=0.5, interval=50)
+    # low_pass_filter: off (SynQ's Gaussian low-pass filter on the
+    # images, not measured).  Not listed here, so that a config or
+    # --cfg-options train_cfg.synthesis.low_pass_filter.d0=0.5 can set
+    # it: dict(d0=0.5, interval=50, start=0.0, stop=1.0)
     amp=True,
     channels_last=True,
     log_interval=50)

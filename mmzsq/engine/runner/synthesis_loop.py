@@ -12,6 +12,7 @@ from torch import Tensor
 
 from mmzsq.registry import HOOKS, LOOPS, MODELS, TASK_UTILS
 from mmzsq.utils.errors import ConfigError
+from .low_pass_filter import LowPassFilter, low_pass  # noqa: F401
 
 
 class _Steps:
@@ -23,18 +24,6 @@ class _Steps:
 
     def __len__(self) -> int:
         return max(self.n, 1)
-
-
-def low_pass(images: Tensor, d0: float) -> Tensor:
-    """SynQ's Gaussian low-pass filter ``H = exp(-D^2 / 2 D0^2)`` in the
-    frequency domain; ``d0`` as a fraction of the image size."""
-    h, w = images.shape[-2:]
-    fy = torch.fft.fftfreq(h, device=images.device)[:, None]
-    fx = torch.fft.fftfreq(w, device=images.device)[None, :]
-    d2 = fy.pow(2) + fx.pow(2)  # cycles/pixel, D=0.5 at Nyquist
-    hmask = torch.exp(-d2 / (2 * (d0 * 0.5)**2))
-    spec = torch.fft.fft2(images.float()) * hmask
-    return torch.fft.ifft2(spec).real.to(images.dtype)
 
 
 @LOOPS.register_module()
@@ -75,6 +64,9 @@ class SynthesisLoop(BaseLoop):
     ``dict(loss_obj=640)`` gives a 160-px label stage the objectness weight
     YOLOv5 itself would use at 160 px (1/16): at full weight its negatives
     hold every unlabelled cell at "no object" and ALS finds nothing to add.
+    ``low_pass_filter``: ``dict(d0, interval, start, stop)``, a Gaussian
+    low-pass filter on the images after every ``interval``-th step within
+    a window of each stage (:class:`LowPassFilter`); ``None``: off.
     """
 
     def __init__(self, runner, dataloader=None, *, adapter, writer,
@@ -124,7 +116,7 @@ class SynthesisLoop(BaseLoop):
         self.lr, self.betas, self.eta_min = lr, tuple(betas), eta_min
         self.init_mean, self.init_std = init_mean, init_std
         self.cutout, self.jitter, self.flip = cutout, jitter, flip
-        self.low_pass_filter = low_pass_filter
+        self.low_pass_filter = LowPassFilter.build(low_pass_filter)
         self.device = adapter.device
         # bf16 autocast and channels_last on CUDA only: on a 2-core
         # AVX512-BF16 CPU the whole loop ran 15x slower in bf16 (7 vs 110
@@ -417,8 +409,8 @@ class SynthesisLoop(BaseLoop):
     @torch.no_grad()
     def _project(self, param: Tensor, step: int) -> None:
         lpf = self.low_pass_filter
-        if lpf and step % lpf.get('interval', 1) == 0:
-            param.copy_(low_pass(param, lpf.get('d0', 0.5)))
+        if lpf is not None and lpf.applies(step, int(self.stage['iters'])):
+            param.copy_(lpf(param))
         param.clamp_(0, 1)
 
     def _after_step(self, k, si, stage, values, opt, n, dt) -> None:

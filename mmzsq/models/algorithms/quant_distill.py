@@ -24,11 +24,13 @@ from torch.nn.modules.batchnorm import _BatchNorm
 
 from mmzsq.models.fake_quants import LSQFakeQuantize
 from mmzsq.models.losses.world_size_scaling import undo_world_size_scaling
+from mmzsq.models.utils.yolo_predictions import check_yolo_head
 from mmzsq.registry import MODELS
 from mmzsq.utils.checkpoint import (FAKE_QUANT, check_state_dict,
                                     detector_state, read_checkpoint,
                                     state_dict_of)
 from mmzsq.utils.errors import ConfigError, NonFiniteLossError
+from .soft_label import SoftLabel
 
 QUANT_MODES = ('qat', 'ptq')
 BN_MODES = ('frozen', 'train', 'reestimate')
@@ -135,7 +137,8 @@ class QuantDistillAlgorithm(BaseAlgorithm):
         quant_mode (str): ``'qat'`` (weights + step sizes learned) or
             ``'ptq'`` (only step sizes/offsets learned; weights and BN frozen).
         loss_weights (dict): ``det``, ``kd``, ``feat`` betas; 0 switches a
-            term off (no teacher forward at all when kd = feat = 0).
+            term off (no teacher forward at all when kd = feat = 0); ``iou``
+            (default 0, off) weighs ``iou_loss``.
         kd_loss (dict): per-head L_KD, e.g. ``mmzsq.YOLOKDLoss`` (YOLOv5),
             ``mmzsq.YOLOv8KDLoss`` (YOLOv8 / YOLO11) or
             ``mmzsq.TwoStageKDLoss`` (``tau`` default 4).
@@ -157,6 +160,15 @@ class QuantDistillAlgorithm(BaseAlgorithm):
             (the official recipe: 0.03); default: the detector's own.
         freeze_bn_stats (bool, optional): the former switch, an alias:
             True = ``bn_mode='frozen'``, False = ``'train'``.
+        soft_label (dict, optional): e.g. ``dict(conf_thr=0.25)``: L_detect
+            only on the images whose every label the teacher sees with at
+            least ``conf_thr`` (:class:`SoftLabel`; the others keep L_KD and
+            L_feat), the fraction of the others logged as ``hard_frac``.
+            Single-stage YOLO heads; default None (off).
+        iou_loss (dict, optional): the loss ``loss_weights.iou`` weighs,
+            default ``dict(type='mmzsq.DecodedBoxIoULoss')`` (1 - IoU of the
+            student's and the teacher's decoded boxes where the teacher is
+            confident); single-stage YOLO heads.
     """
 
     def __init__(self,
@@ -174,14 +186,16 @@ class QuantDistillAlgorithm(BaseAlgorithm):
                  bn_mode: Optional[str] = None,
                  bn_momentum: Optional[float] = None,
                  freeze_bn_stats: Optional[bool] = None,
+                 soft_label: Optional[Dict] = None,
+                 iou_loss: Optional[Dict] = None,
                  data_preprocessor: Optional[Dict] = None,
                  init_cfg: Optional[Dict] = None):
         bn_mode = resolve_bn_mode(bn_mode, bn_momentum, freeze_bn_stats,
                                   quant_mode)
-        bad = set(loss_weights) - {'det', 'kd', 'feat'}
+        bad = set(loss_weights) - {'det', 'kd', 'feat', 'iou'}
         if bad:
             raise ValueError(f'loss_weights keys {sorted(bad)} unknown; use '
-                             'det, kd, feat')
+                             'det, kd, feat, iou')
         teacher = self._build_teacher(architecture, teacher)
         super().__init__(architecture, data_preprocessor, init_cfg)
         self.teacher, self.bn_mode = teacher, bn_mode
@@ -193,10 +207,11 @@ class QuantDistillAlgorithm(BaseAlgorithm):
             for m in self.architecture.modules():
                 if isinstance(m, _BatchNorm):
                     m.momentum = bn_momentum
-        self.loss_weights = dict(det=0.0, kd=0.0, feat=0.0)
+        self.loss_weights = dict(det=0.0, kd=0.0, feat=0.0, iou=0.0)
         self.loss_weights.update(loss_weights)
         self.two_stage = hasattr(self.architecture, 'roi_head') and hasattr(
             self.architecture, 'rpn_head')
+        self._build_switches(soft_label, iou_loss)
         if kd_loss is None:
             kd_loss = dict(type='mmzsq.TwoStageKDLoss' if self.two_stage
                            else 'mmzsq.YOLOKDLoss')
@@ -207,6 +222,37 @@ class QuantDistillAlgorithm(BaseAlgorithm):
             raise ConfigError('loss_weights.feat > 0 but no feature taps; '
                               'set feat_layers or feat_types (or feat=0)')
         self._build_recorders()
+
+    def _build_switches(self, soft_label, iou_loss):
+        """``soft_label`` and the ``iou`` term: single-stage YOLO heads
+        only, each a ConfigError naming the fix otherwise."""
+        self.soft_label = SoftLabel.build(soft_label)
+        if self.soft_label is not None:
+            self._yolo_head('model.soft_label')
+            if not self.loss_weights['det']:
+                raise ConfigError(
+                    'model.soft_label masks L_detect, but loss_weights.det '
+                    'is 0: set loss_weights.det > 0 or soft_label=None')
+        self.iou_loss = None
+        if self.loss_weights['iou']:
+            self._yolo_head('loss_weights.iou')
+            self.iou_loss = MODELS.build(
+                iou_loss or dict(type='mmzsq.DecodedBoxIoULoss'))
+        elif iou_loss is not None:
+            raise ConfigError(
+                'model.iou_loss is set but loss_weights.iou is 0: set '
+                'loss_weights.iou > 0 (or drop iou_loss)')
+
+    def _yolo_head(self, switch):
+        head = getattr(self.architecture, 'bbox_head', None)
+        if self.two_stage or not isinstance(head, nn.Module):
+            raise ConfigError(
+                f'{switch} is for single-stage YOLO heads (mmyolo YOLOv5 / '
+                f'YOLOv8 / YOLO11), not the two-stage '
+                f'{type(self.architecture).__name__}; drop it from this '
+                'config')
+        check_yolo_head(head, switch)
+        return head
 
     @staticmethod
     def _build_teacher(architecture, teacher):
@@ -263,6 +309,14 @@ class QuantDistillAlgorithm(BaseAlgorithm):
         self._head_taps = any(
             not _under(n, 'backbone') and not _under(n, 'neck')
             for n in self.feat_layers)
+
+    @property
+    def _teacher_head_needed(self) -> bool:
+        """Whether the teacher runs its head: L_KD, a tap in a head, the
+        soft-label rule or the IoU term."""
+        return bool(self.loss_weights['kd'] or self._head_taps
+                    or self.soft_label is not None
+                    or self.iou_loss is not None)
 
     @property
     def freeze_bn_stats(self) -> bool:
@@ -396,8 +450,17 @@ class QuantDistillAlgorithm(BaseAlgorithm):
 
     def loss(self, inputs, data_samples=None):
         w = self.loss_weights
-        with self.student_recorders:
-            det_losses = self.architecture(inputs, data_samples, mode='loss')
+        t_out = None
+        if self.soft_label is not None:
+            # the teacher first: its head outputs pick the easy images
+            t_out = self._teacher_forward(inputs)
+            with self.student_recorders:
+                det_losses = self._soft_label_det_loss(inputs, data_samples,
+                                                       t_out)
+        else:
+            with self.student_recorders:
+                det_losses = self.architecture(inputs, data_samples,
+                                               mode='loss')
         det_losses = undo_world_size_scaling(self.architecture, det_losses)
         # one tensor per term (mmengine sums lists, e.g. per-level RPN terms)
         det_losses = self.parse_losses(det_losses)[1]
@@ -408,14 +471,29 @@ class QuantDistillAlgorithm(BaseAlgorithm):
                 losses[k] = v
             elif w['det']:
                 losses[f'det_{k}'] = w['det'] * v
-        if w['kd'] or w['feat']:
-            t_out = self._teacher_forward(inputs)
+        if w['kd'] or w['feat'] or self.iou_loss is not None:
+            if t_out is None:
+                t_out = self._teacher_forward(inputs)
             if w['kd']:
                 losses['loss_kd'] = w['kd'] * self._kd_loss(t_out)
             if w['feat']:
                 losses['loss_feat'] = w['feat'] * self._feat_loss()
+            if self.iou_loss is not None:
+                losses['loss_iou'] = w['iou'] * self.iou_loss(
+                    self.student_recorders.get_recorder(
+                        'head').get_record_data(), t_out,
+                    self.architecture.bbox_head)
         self._check_finite(losses)
         return losses
+
+    def _soft_label_det_loss(self, inputs, data_samples, t_out):
+        """The student's forward (``extract_feat`` + head, once, on the
+        whole batch: its recorders see every image) and its L_detect terms
+        on the easy images (:meth:`SoftLabel.det_loss`)."""
+        arch = self.architecture
+        outs = arch.bbox_head(arch.extract_feat(inputs))
+        return self.soft_label.det_loss(arch.bbox_head, outs, data_samples,
+                                        t_out)
 
     @torch.no_grad()
     def _teacher_forward(self, inputs):
@@ -423,7 +501,7 @@ class QuantDistillAlgorithm(BaseAlgorithm):
         outputs L_KD compares, when L_KD is on or a tap lies in a head."""
         with self.teacher_recorders:
             t_feats = self.teacher.extract_feat(inputs)
-            if not (self.loss_weights['kd'] or self._head_taps):
+            if not self._teacher_head_needed:
                 return None
             if self.two_stage:
                 rois = self.student_recorders.get_recorder(

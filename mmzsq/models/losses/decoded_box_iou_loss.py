@@ -1,0 +1,46 @@
+"""IoU-aware box distillation for YOLO heads (mmyolo)."""
+import numbers
+from typing import Sequence
+
+import torch.nn as nn
+from mmdet.structures.bbox import bbox_overlaps
+from torch import Tensor
+
+from mmzsq.models.utils.yolo_predictions import decode_yolo_outputs
+from mmzsq.registry import MODELS
+from mmzsq.utils.errors import ConfigError
+
+
+@MODELS.register_module()
+class DecodedBoxIoULoss(nn.Module):
+    """``1 - IoU`` between the student's and the teacher's decoded boxes,
+    averaged over the priors the teacher is confident about.
+
+    Both heads' raw outputs are decoded as ``predict_by_feat`` does
+    (:func:`~mmzsq.models.utils.decode_yolo_outputs`); a prior counts when
+    the teacher's confidence, ``max_c sigmoid(obj) * sigmoid(cls_c)``
+    (YOLOv5) or ``max_c sigmoid(cls_c)`` (YOLOv8 / YOLO11), exceeds
+    ``conf_thr``.  IoU is mmdet's ``bbox_overlaps(is_aligned=True)``.  No
+    confident prior: 0 (with the student's graph).  The algorithm weighs it
+    with ``loss_weights.iou``.
+    """
+
+    def __init__(self, conf_thr: float = 0.25):
+        super().__init__()
+        if not isinstance(conf_thr, numbers.Real) or \
+                isinstance(conf_thr, bool) or not 0 <= conf_thr < 1:
+            raise ConfigError(
+                f'DecodedBoxIoULoss conf_thr={conf_thr!r}: give a teacher '
+                'confidence in [0, 1), e.g. conf_thr=0.25')
+        self.conf_thr = float(conf_thr)
+
+    def forward(self, student_outs: Sequence, teacher_outs: Sequence,
+                head: nn.Module) -> Tensor:
+        t = decode_yolo_outputs(head, teacher_outs)
+        keep = t.scores.amax(-1) > self.conf_thr  # [B, N]
+        s_boxes = decode_yolo_outputs(head, student_outs, scores=False).boxes
+        if not bool(keep.any()):
+            return s_boxes.sum() * 0
+        iou = bbox_overlaps(s_boxes[keep], t.boxes[keep].detach(),
+                            is_aligned=True)
+        return (1 - iou).mean()
