@@ -28,7 +28,7 @@ PRESETS = {
     # `make demo`: W8A8 + W4A8 on 16 images, <= 15 min on 2 CPU cores
     'demo': dict(num_images=16, synth_batch=16, label_res=160,
                  label_iters=60, image_res=256, image_iters=40,
-                 als_interval=10, synth_lr=0.2, qat_res=256, qat_iters=150,
+                 als_interval=10, synth_lr=0.2, qat_res=256, qat_iters=300,
                  ptq_iters=8, qat_batch=8),
     # whole table <= 60 min on 2 CPU cores
     'cpu-small': dict(num_images=64, synth_batch=32, label_res=160,
