@@ -5,6 +5,7 @@ import numbers
 import torch
 from torch import Tensor
 
+from mmzsq.utils.config_switch import ConfigSwitch
 from mmzsq.utils.errors import ConfigError
 
 
@@ -20,7 +21,7 @@ def low_pass(images: Tensor, d0: float) -> Tensor:
     return torch.fft.ifft2(spec).real.to(images.dtype)
 
 
-class LowPassFilter:
+class LowPassFilter(ConfigSwitch):
     """``train_cfg.synthesis.low_pass_filter=dict(d0=0.5, interval=1,
     start=0., stop=1.)``: after step ``s`` (1-based) of a stage of ``N``
     steps the images are replaced by :func:`low_pass` of them when ``s`` is
@@ -32,6 +33,7 @@ class LowPassFilter:
 
     KEYS = ('d0', 'interval', 'start', 'stop')
     WHERE = 'train_cfg.synthesis.low_pass_filter'
+    EXAMPLE = 'dict(d0=0.5, interval=50, start=0.0, stop=1.0)'
 
     def __init__(self, d0: float = 0.5, interval: int = 1,
                  start: float = 0., stop: float = 1.):
@@ -52,22 +54,6 @@ class LowPassFilter:
                 'start=0.0, stop=0.5')
         self.d0, self.interval = float(d0), int(interval)
         self.start, self.stop = float(start), float(stop)
-
-    @classmethod
-    def build(cls, cfg):
-        """The filter of a config value (``None``: off)."""
-        if cfg is None:
-            return None
-        if not isinstance(cfg, dict):
-            raise ConfigError(
-                f'{cls.WHERE}={cfg!r}: give a dict, e.g. dict(d0=0.5, '
-                'interval=50, start=0.0, stop=1.0), or None (off)')
-        unknown = sorted(set(cfg) - set(cls.KEYS))
-        if unknown:
-            raise ConfigError(
-                f'{cls.WHERE} has unknown keys {unknown}; use '
-                f'{", ".join(cls.KEYS)}')
-        return cls(**cfg)
 
     def applies(self, step: int, iters: int) -> bool:
         """Whether the filter runs after ``step`` of a stage of ``iters``."""

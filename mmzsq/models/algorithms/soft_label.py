@@ -18,6 +18,7 @@ import torch.nn as nn
 from torch import Tensor
 
 from mmzsq.models.utils.yolo_predictions import decode_yolo_outputs
+from mmzsq.utils.config_switch import ConfigSwitch
 from mmzsq.utils.errors import ConfigError
 
 Samples = Union[dict, list]
@@ -91,11 +92,13 @@ def head_loss(head: nn.Module, outs: Sequence,
     return head.loss_by_feat(*outs, gt, metas, gt_ignore)
 
 
-class SoftLabel:
+class SoftLabel(ConfigSwitch):
     """``model.soft_label=dict(conf_thr=0.25)``: L_detect on the images
     whose every label the teacher sees with at least ``conf_thr``."""
 
     KEYS = ('conf_thr', )
+    WHERE = 'model.soft_label'
+    EXAMPLE = 'dict(conf_thr=0.25)'
 
     def __init__(self, conf_thr: float = 0.25):
         if not isinstance(conf_thr, numbers.Real) or \
@@ -104,21 +107,6 @@ class SoftLabel:
                 f'model.soft_label.conf_thr={conf_thr!r}: give a teacher '
                 'confidence in [0, 1], e.g. dict(conf_thr=0.25)')
         self.conf_thr = float(conf_thr)
-
-    @classmethod
-    def build(cls, cfg):
-        """The switch of a config value (``None``: off)."""
-        if cfg is None:
-            return None
-        if not isinstance(cfg, dict):
-            raise ConfigError(
-                f'model.soft_label={cfg!r}: give dict(conf_thr=0.25), or '
-                'None (off)')
-        unknown = sorted(set(cfg) - set(cls.KEYS))
-        if unknown:
-            raise ConfigError(f'model.soft_label has unknown keys {unknown}'
-                              '; use conf_thr')
-        return cls(**cfg)
 
     def hard_images(self, head: nn.Module, teacher_outs: Sequence,
                     data_samples: Samples, num_images: int) -> Tensor:

@@ -124,7 +124,7 @@ def test_bad_settings_are_one_line_config_errors():
     for kw, match in (
             (dict(soft_label=dict(conf_thr=1.5)), r'conf_thr=1.5: give'),
             (dict(soft_label=dict(thr=0.2)), r"unknown keys \['thr'\]"),
-            (dict(soft_label=0.25), r'give dict\(conf_thr=0.25\)'),
+            (dict(soft_label=0.25), r'e.g. dict\(conf_thr=0.25\), or None'),
             (dict(soft_label=dict(conf_thr=0.2),
                   loss_weights=dict(det=0., kd=0.1, feat=1.)),
              r'loss_weights.det is 0: set loss_weights.det > 0')):
