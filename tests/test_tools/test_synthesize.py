@@ -94,10 +94,18 @@ def test_train_py_refused_set_is_one_line(tmp_path):
         ': it has 3 classes, the model 80; ' in last, last
 
 
+def _default_sigint():
+    signal.signal(signal.SIGINT, signal.SIG_DFL)
+
+
 def _interrupt(cmd, set_dir, timeout=240):
     """Run ``cmd``; SIGINT once batch 0 is written; (rc, stderr)."""
+    # the child starts with Ctrl-C's default action whatever this test
+    # process inherited or was left with (Python keeps an ignored SIGINT
+    # ignored, and the signal would be lost)
     p = subprocess.Popen(cmd, cwd=ROOT, env=ENV, stdout=subprocess.DEVNULL,
-                         stderr=subprocess.PIPE, text=True)
+                         stderr=subprocess.PIPE, text=True,
+                         preexec_fn=_default_sigint)
     rec = osp.join(set_dir, 'batches', '00000.json')
     t0 = time.time()
     try:
