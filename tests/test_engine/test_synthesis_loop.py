@@ -168,7 +168,7 @@ def test_augment_moves_boxes_with_the_image():
 
 
 def test_low_pass_keeps_mean_and_smooths():
-    from mmzsq.engine.runner.synthesis_loop import low_pass
+    from mmzsq.engine.runner import low_pass
     from mmzsq.models.losses import TotalVariationLoss
     x = torch.rand(1, 3, 32, 32)
     y = low_pass(x, 0.2)

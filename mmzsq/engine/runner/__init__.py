@@ -1,4 +1,5 @@
-from .synthesis_loop import SynthesisLoop, low_pass
+from .low_pass_filter import LowPassFilter, low_pass
+from .synthesis_loop import SynthesisLoop
 from .zsq_train_loop import ZSQTrainLoop
 
-__all__ = ['SynthesisLoop', 'low_pass', 'ZSQTrainLoop']
+__all__ = ['LowPassFilter', 'SynthesisLoop', 'low_pass', 'ZSQTrainLoop']

@@ -12,7 +12,7 @@ from torch import Tensor
 
 from mmzsq.registry import HOOKS, LOOPS, MODELS, TASK_UTILS
 from mmzsq.utils.errors import ConfigError
-from .low_pass_filter import LowPassFilter, low_pass  # noqa: F401
+from .low_pass_filter import LowPassFilter
 
 
 class _Steps:
