@@ -8,8 +8,10 @@ def test_adaptive_label_update_rules():
     boxes, labels = T([[0.1, 0.1, 0.5, 0.5]]), T([3])
     # 1) confident, non-overlapping, right size -> added with its class
     pb = T([[0.6, 0.6, 0.9, 0.9], [0.12, 0.1, 0.5, 0.52]])
-    b, lab = upd(boxes, labels, pb, T([0.9, 0.8]), T([5, 3]))
+    stats = {}
+    b, lab = upd(boxes, labels, pb, T([0.9, 0.8]), T([5, 3]), stats=stats)
     assert len(b) == 2 and lab.tolist() == [3, 5]
+    assert stats == dict(added=1, removed=0)
     # 2) below conf -> ignored; the lone label stays although unsupported
     b, lab = upd(boxes, labels, pb[:1], T([0.1]), T([5]))
     assert lab.tolist() == [3]
@@ -21,8 +23,10 @@ def test_adaptive_label_update_rules():
     # 4) two labels, only one supported by a kept prediction -> other goes
     boxes2, labels2 = T([[0.1, 0.1, 0.5, 0.5], [0.6, 0.6, 0.9, 0.9]]), \
         T([3, 4])
-    b, lab = upd(boxes2, labels2, T([[0.11, 0.1, 0.5, 0.5]]), T([0.5]), T([3]))
+    b, lab = upd(boxes2, labels2, T([[0.11, 0.1, 0.5, 0.5]]), T([0.5]), T([3]),
+                 stats=stats)
     assert lab.tolist() == [3]
+    assert stats == dict(added=1, removed=1)  # counts accumulate
     # 5) several labels, candidates elsewhere supporting none -> exactly
     #    the best-supported one stays
     b, lab = upd(boxes2, labels2, T([[0.0, 0.0, 0.05, 0.05]]), T([0.5]),

@@ -1,5 +1,5 @@
 """Adaptive label sampling (paper §3.2, Algorithm 1)."""
-from typing import Optional, Tuple, Union
+from typing import Dict, Optional, Tuple, Union
 
 import torch
 from mmdet.structures.bbox import HorizontalBoxes, bbox_overlaps
@@ -17,7 +17,9 @@ def adaptive_label_update(boxes: Tensor, labels: Tensor, pred_boxes: Tensor,
                           pred_scores: Tensor, pred_labels: Tensor,
                           conf_thr: float = 0.2, iou_thr: float = 0.35,
                           min_area: float = 0.01, max_area: float = 0.85,
-                          allow_add=None) -> Tuple[Tensor, Tensor]:
+                          allow_add=None,
+                          stats: Optional[Dict[str, int]] = None
+                          ) -> Tuple[Tensor, Tensor]:
     """One ALS update of one image's labels; all boxes normalised xyxy.
 
     1. candidates: predictions with score > ``conf_thr``;
@@ -30,11 +32,15 @@ def adaptive_label_update(boxes: Tensor, labels: Tensor, pred_boxes: Tensor,
        < ``iou_thr`` are dropped (an image without candidates keeps its
        labels: the teacher finding nothing is no evidence against them);
     4. at least one label stays (the best-supported one).
+
+    ``stats`` (optional) gets its ``'added'`` / ``'removed'`` counts
+    increased by this update's additions and removals.
     """
     keep = pred_scores > conf_thr
     cb, cl = pred_boxes[keep].float(), pred_labels[keep].long()
     boxes, labels = boxes.float().clone(), labels.long().clone()
     area = box_area(cb)
+    added = removed = 0
     for j in torch.argsort(pred_scores[keep], descending=True).tolist():
         if not (min_area <= float(area[j]) <= max_area):
             continue
@@ -46,12 +52,17 @@ def adaptive_label_update(boxes: Tensor, labels: Tensor, pred_boxes: Tensor,
             continue
         boxes = torch.cat([boxes, cb[j:j + 1]])
         labels = torch.cat([labels, cl[j:j + 1]])
+        added += 1
     if len(boxes) > 1 and len(cb):
         support = bbox_overlaps(boxes, cb).max(1).values
         stay = support >= iou_thr
         if not bool(stay.any()):
             stay[int(support.argmax())] = True
+        removed = int((~stay).sum())
         boxes, labels = boxes[stay], labels[stay]
+    if stats is not None:
+        stats['added'] = stats.get('added', 0) + added
+        stats['removed'] = stats.get('removed', 0) + removed
     return boxes, labels
 
 
@@ -90,6 +101,8 @@ class AdaptiveLabelSamplingHook(Hook):
         self.class_counts: Optional[Tensor] = None
         self._g = torch.Generator().manual_seed(seed)
         self.num_updates = 0
+        # this batch's additions / removals, logged after the batch
+        self.batch_stats = dict(added=0, removed=0)
 
     @staticmethod
     def _abs(v, total: int) -> int:
@@ -127,15 +140,25 @@ class AdaptiveLabelSamplingHook(Hook):
         h, w = images.shape[-2:]
         scale = images.new_tensor([w, h, w, h])
         preds = adapter.predict(images)
+        stats = self.batch_stats
         new = []
         for (boxes, labels), p in zip(loop.labels, preds):
             pb = (p.bboxes / scale).clamp(0, 1).cpu()
             nb, nl = adaptive_label_update(
                 boxes, labels, pb, p.scores.cpu(), p.labels.cpu(),
                 self.conf_thr, self.iou_thr, self.min_area, self.max_area,
-                self._allow_add if self.class_balance else None)
+                self._allow_add if self.class_balance else None, stats)
             new.append((nb, nl))
         loop.labels = new
         self.num_updates += 1
         runner.message_hub.update_scalar(
             'synthesis/boxes_per_img', sum(len(b) for b, _ in new) / len(new))
+
+    def after_synthesis_batch(self, runner, loop, batch: int) -> None:
+        """Log the batch's ALS totals; the next batch counts afresh."""
+        if self.batch_stats['added'] or self.batch_stats['removed']:
+            runner.logger.info(
+                f'ALS, batch {batch}: {self.batch_stats["added"]} labels '
+                f'added, {self.batch_stats["removed"]} removed, '
+                f'{sum(len(b) for b, _ in loop.labels)} in all')
+        self.batch_stats = dict(added=0, removed=0)
