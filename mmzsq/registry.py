@@ -10,6 +10,7 @@ themselves on first lookup.
 from mmengine.registry import HOOKS as MMENGINE_HOOKS
 from mmengine.registry import LOOPS as MMENGINE_LOOPS
 from mmengine.registry import MODELS as MMENGINE_MODELS
+from mmengine.registry import OPTIM_WRAPPERS as MMENGINE_OPTIM_WRAPPERS
 from mmengine.registry import TASK_UTILS as MMENGINE_TASK_UTILS
 from mmengine.registry import TRANSFORMS as MMENGINE_TRANSFORMS
 from mmengine.registry import Registry
@@ -24,3 +25,5 @@ HOOKS = Registry('hook', parent=MMENGINE_HOOKS, scope='mmzsq',
                  locations=['mmzsq.engine'])
 LOOPS = Registry('loop', parent=MMENGINE_LOOPS, scope='mmzsq',
                  locations=['mmzsq.engine'])
+OPTIM_WRAPPERS = Registry('optim_wrapper', parent=MMENGINE_OPTIM_WRAPPERS,
+                          scope='mmzsq', locations=['mmzsq.engine'])

@@ -29,13 +29,25 @@ def parse_args(argv=None):
     return add_runner_arguments(parser).parse_args(argv)
 
 
+def use_amp(cfg) -> None:
+    """--amp: MMEngine's AmpOptimWrapper on a GPU; on CPU (which it
+    refuses) bf16 autocast through mmzsq.CPUAutocastOptimWrapper."""
+    import torch
+    if torch.cuda.is_available():
+        cfg.optim_wrapper.type = 'AmpOptimWrapper'
+        cfg.optim_wrapper.setdefault('loss_scale', 'dynamic')
+    else:
+        cfg.optim_wrapper.type = 'mmzsq.CPUAutocastOptimWrapper'
+        cfg.optim_wrapper.dtype = 'bfloat16'
+        cfg.optim_wrapper.pop('loss_scale', None)
+
+
 def main(argv=None):
     args = parse_args(argv)
     with exit_on_user_error():
         cfg = runner_config(args)
         if args.amp:
-            cfg.optim_wrapper.type = 'AmpOptimWrapper'
-            cfg.optim_wrapper.setdefault('loss_scale', 'dynamic')
+            use_amp(cfg)
         if args.resume == 'auto':
             cfg.resume = True
             cfg.load_from = None

@@ -56,6 +56,9 @@ def test_every_variant_is_a_valid_config(tmp_path):
         'LinearLR', 'CosineAnnealingLR']  # the shipped W4 warmup
     assert got['bn-reestimate'].custom_hooks[0].type == \
         'mmzsq.BNReestimateHook'
+    bf16 = got['bf16'].optim_wrapper
+    assert bf16.type == 'mmzsq.CPUAutocastOptimWrapper' and \
+        bf16.optimizer == ship.optim_wrapper.optimizer  # merged
     assert ship.train_cfg.synthesis is None  # real data: no Stage I
 
 

@@ -55,6 +55,10 @@ CHANGES = {
                'images)', "model.update(quantizer=dict(a_init_batches=4))\n"),
     'kd-image': ('KD normalised per image (Eq. 7)',
                  "model.update(kd_loss=dict(reduction='image'))\n"),
+    'bf16': ('forward and losses in CPU bf16 autocast (`tools/train.py '
+             '--amp` on CPU)',
+             "optim_wrapper = dict(type='mmzsq.CPUAutocastOptimWrapper', "
+             "dtype='bfloat16')\n"),
 }
 OFFICIAL = ('lr1e-4-warmup', 'bn-train', 'taps-all', 'init-4', 'kd-image')
 

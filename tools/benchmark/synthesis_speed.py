@@ -314,32 +314,13 @@ def stage2_cfg(cfg, args, ckpt, set_dir, wd):
         cfg.optim_wrapper.type = 'AmpOptimWrapper'
         cfg.optim_wrapper.dtype = 'bfloat16'
     elif stage2_amp(args):
-        cfg.optim_wrapper.type = cpu_autocast_optim_wrapper()
+        cfg.optim_wrapper.type = 'mmzsq.CPUAutocastOptimWrapper'
     return cfg
 
 
 def stage2_amp(args):
     """tools/train.py --amp (bf16 here): only with --amp."""
     return bool(args.amp)
-
-
-def cpu_autocast_optim_wrapper():
-    """An ``OptimWrapper`` whose ``optim_context`` (the forward and the
-    losses of ``train_step``) runs in CPU bf16 autocast: what
-    ``AmpOptimWrapper(dtype='bfloat16')`` does on CUDA (bf16 needs no loss
-    scaling); the backward and the optimizer step stay outside."""
-    import torch
-    from mmengine.optim import OptimWrapper
-
-    class CPUAutocastOptimWrapper(OptimWrapper):
-
-        @contextlib.contextmanager
-        def optim_context(self, model):
-            with super().optim_context(model), torch.autocast(
-                    'cpu', dtype=torch.bfloat16):
-                yield
-
-    return CPUAutocastOptimWrapper
 
 
 def stage2_floor(args, algorithm, amp):
