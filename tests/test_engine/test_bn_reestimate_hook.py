@@ -10,7 +10,11 @@ from tests.test_engine.test_zsq_train_loop import build, zsq_cfg
 def test_student_bn_reestimated_only_when_asked(tmp_path, bn_mode):
     cfg = zsq_cfg(tmp_path / 'w', str(tmp_path / 'set'), num_images=4)
     cfg.model.bn_mode = bn_mode
-    cfg.train_cfg.max_iters = 1
+    # the shipped configs' sampler, and QAT iterations after the pass: the
+    # pass must not end the loop's data (it did once: a second iterator
+    # closed InfiniteSampler's shared index generator)
+    cfg.train_dataloader.sampler = dict(type='InfiniteSampler', shuffle=True)
+    cfg.train_cfg.max_iters = 3
     cfg.custom_hooks = [dict(type='mmzsq.BNReestimateHook', num_batches=2)]
     runner = build(cfg)
     runner.train()
@@ -25,3 +29,4 @@ def test_student_bn_reestimated_only_when_asked(tmp_path, bn_mode):
     log = open(f'{runner.log_dir}/{runner.timestamp}.log').read()
     reestimated = 're-estimated over 2 batches' in log
     assert reestimated == (bn_mode == 'reestimate')
+    assert runner.iter == 3

@@ -1,6 +1,4 @@
 """Re-estimate the quantized student's BN statistics before QAT."""
-import itertools
-
 from mmengine.hooks import Hook
 from mmengine.model import is_model_wrapper
 
@@ -27,8 +25,15 @@ class BNReestimateHook(Hook):
         if getattr(model, 'bn_mode', None) != 'reestimate' or \
                 runner.iter > 0:
             return
-        batches = itertools.islice(iter(runner.train_dataloader),
-                                   self.num_batches)
-        n = model.reestimate_bn(batches)
+        # the train loop's own iterator: a second iterator over an
+        # InfiniteSampler dataloader shares the sampler's one index
+        # generator, and closing it ends that generator for the loop too
+        # (MMEngine's InfiniteSampler; the loop then stops at its next
+        # batch)
+        source = getattr(runner.train_loop, 'dataloader_iterator', None)
+        if source is None:
+            source = iter(runner.train_dataloader)
+        n = model.reestimate_bn(
+            next(source) for _ in range(self.num_batches))
         runner.logger.info(f'BNReestimateHook: student BN statistics '
                            f're-estimated over {n} batches')
