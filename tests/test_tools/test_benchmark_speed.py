@@ -93,22 +93,9 @@ def test_device_run_dry_run(tmp_path):
 
 
 def test_synthesis_speed_stage2_bf16_on_cpu():
-    """--amp on a CPU: Stage II (ours and the floor) in bf16 autocast, the
-    conv layers of the QAT step really in bf16; Stage I stays fp32 (its
-    autocast is CUDA-only)."""
-    sys.path.insert(0, osp.join(ROOT, 'tools', 'benchmark'))
-    try:
-        import torch
-        from synthesis_speed import cpu_autocast_optim_wrapper
-        from torch import nn
-        wrapper = cpu_autocast_optim_wrapper()(
-            torch.optim.SGD(nn.Conv2d(3, 4, 1).parameters(), lr=0.1))
-        conv = nn.Conv2d(3, 4, 1)
-        with wrapper.optim_context(conv):
-            assert conv(torch.randn(1, 3, 4, 4)).dtype == torch.bfloat16
-        assert conv(torch.randn(1, 3, 4, 4)).dtype == torch.float32
-    finally:
-        sys.path.remove(osp.join(ROOT, 'tools', 'benchmark'))
+    """--amp on a CPU: Stage II (ours, through mmzsq.CPUAutocastOptimWrapper,
+    and the floor) in bf16 autocast; Stage I stays fp32 (its autocast is
+    CUDA-only).  The wrapper itself: test_cpu_autocast_optim_wrapper.py."""
     r = speed('--json', '--res', '64', '--batch', '2', '--iters', '2',
               '--warmup', '1', '--checkpoint', 'random', '--device', 'cpu',
               '--amp')
