@@ -1,5 +1,5 @@
 """The [Beyond] harness methods (tools/_common/experiment.py): zsq-lowpass,
-zsq-softlabel and zsq-iou are the `zsq` run plus their switch, selectable
+zsq-softlabel, zsq-iou and zsq-pctinit are the `zsq` run plus their switch, selectable
 by tools/benchmark/zsq_table.py --methods."""
 import subprocess
 import sys
@@ -9,7 +9,7 @@ from mmengine.config import Config
 
 from tests.conftest import ROOT
 
-SWITCHES = ('zsq-lowpass', 'zsq-softlabel', 'zsq-iou')
+SWITCHES = ('zsq-lowpass', 'zsq-softlabel', 'zsq-iou', 'zsq-pctinit')
 
 
 def _cfgs(tmp_path, methods=('zsq', ) + SWITCHES, bits='w4a8'):
@@ -34,7 +34,7 @@ def test_each_switch_is_the_zsq_run_plus_its_keys(tmp_path):
     changed = {  # what each switch may change
         'zsq-lowpass': ('train_dataloader', 'train_cfg'),
         'zsq-softlabel': ('model', ),
-        'zsq-iou': ('model', )}
+        'zsq-iou': ('model', ), 'zsq-pctinit': ('model', )}
     for m, keys in changed.items():
         cfg = got[m]
         for k in set(zsq) | set(cfg):
@@ -57,7 +57,12 @@ def test_each_switch_is_the_zsq_run_plus_its_keys(tmp_path):
     assert iou.loss_weights.to_dict() == dict(det=0.04, kd=0.1, feat=1.0,
                                               iou=1.0)
     assert iou.iou_loss.type == 'mmzsq.DecodedBoxIoULoss'
-    for m in ('zsq-softlabel', 'zsq-iou'):
+    pct, base_q = got['zsq-pctinit'].model.quantizer, zsq.model.quantizer
+    assert (pct.a_init, pct.a_percentile) == ('percentile', 0.9999)
+    assert base_q.get('a_init') is None
+    assert {k: v for k, v in pct.items()
+            if k not in ('a_init', 'a_percentile')} == base_q  # merged
+    for m in ('zsq-softlabel', 'zsq-iou', 'zsq-pctinit'):
         assert set_of(m) == 'als'
         assert got[m].train_dataloader == zsq.train_dataloader
         assert got[m].train_cfg == zsq.train_cfg
@@ -77,6 +82,8 @@ def test_the_generated_switches_build(tmp_path):
     assert MODELS.build(got['zsq-softlabel'].model).soft_label.conf_thr \
         == 0.25
     assert MODELS.build(got['zsq-iou'].model).iou_loss.conf_thr == 0.25
+    q = MODELS.build(got['zsq-pctinit'].model.quantizer)
+    assert (q.a_init, q.a_percentile, q.w_bits) == ('percentile', 0.9999, 4)
     syn = check_synthesis(got['zsq-lowpass'].train_cfg.synthesis)
     assert LowPassFilter.build(syn['low_pass_filter']).interval == 50
     # its Stage I config writes its own set, with the same settings

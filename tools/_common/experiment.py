@@ -49,7 +49,7 @@ PRESETS = {
                 ptq_iters=50, qat_batch=32),
 }
 METHODS = ('ptq', 'lsq-real', 'kd-real', 'no-det', 'tile', 'multisample',
-           'zsq', 'zsq-lowpass', 'zsq-softlabel', 'zsq-iou')
+           'zsq', 'zsq-lowpass', 'zsq-softlabel', 'zsq-iou', 'zsq-pctinit')
 METHOD_NAMES = {
     'fp': 'FP (teacher)', 'ptq': 'PTQ (synthetic)',
     'lsq-real': 'LSQ real-N', 'kd-real': 'our Stage II on real-N',
@@ -58,7 +58,8 @@ METHOD_NAMES = {
     'zsq': '**ZSQ (ours)**',
     'zsq-lowpass': 'ZSQ + low-pass Stage I images',
     'zsq-softlabel': 'ZSQ, L_detect only where the teacher sees the labels',
-    'zsq-iou': 'ZSQ + decoded-box IoU term'}
+    'zsq-iou': 'ZSQ + decoded-box IoU term',
+    'zsq-pctinit': 'ZSQ, activation steps from the 99.99th percentile'}
 LABEL_SOURCES = {
     'als': dict(type='mmzsq.RandomBoxSampler'),
     'tile': dict(type='mmzsq.TileBoxSampler'),
@@ -72,14 +73,16 @@ SET_SYNTHESIS = {
     'als-lowpass': dict(low_pass_filter=dict(d0=0.5, interval=50, start=0.0,
                                              stop=1.0)),
 }
-# [Beyond] switches, not measured yet: the `zsq` run on its own Stage I set
+# [Beyond] switches: the `zsq` run on its own Stage I set
 # (a Stage I switch) or on the `als` set plus its config lines
 SWITCH_SETS = {'zsq-lowpass': 'als-lowpass', 'zsq-softlabel': 'als',
-               'zsq-iou': 'als'}
+               'zsq-iou': 'als', 'zsq-pctinit': 'als'}
 SWITCH_LINES = {
     'zsq-softlabel': "model.update(soft_label=dict(conf_thr=0.25))\n",
     'zsq-iou': ("model.update(loss_weights=dict(iou=1.0), iou_loss=dict("
                 "type='mmzsq.DecodedBoxIoULoss', conf_thr=0.25))\n"),
+    'zsq-pctinit': ("model.update(quantizer=dict(a_init='percentile', "
+                    "a_percentile=0.9999))\n"),
 }
 
 

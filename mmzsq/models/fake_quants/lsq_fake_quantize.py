@@ -57,13 +57,23 @@ def check_init_batches(k, what='init_batches'):
     return k
 
 
-STEP_INITS = ('lsq', 'mse')
+STEP_INITS = ('lsq', 'mse', 'percentile')
 
 
 def check_step_init(init, what='init'):
     if init not in STEP_INITS:
-        raise ConfigError(f"{what} must be 'lsq' or 'mse', got {init!r}")
+        raise ConfigError(f"{what} must be 'lsq', 'mse' or 'percentile', "
+                          f'got {init!r}')
     return init
+
+
+def check_percentile(p, what='percentile'):
+    if not isinstance(p, (int, float)) or isinstance(p, bool) or \
+            not 0.5 <= p <= 1.0:
+        raise ConfigError(
+            f'{what} must be a fraction in [0.5, 1], got {p!r}; set e.g. '
+            f'{what}=0.9999 (the 99.99th percentile of |x|)')
+    return float(p)
 
 
 def _mean_over_ranks(t):
@@ -188,15 +198,21 @@ class LSQFakeQuantize(LearnableFakeQuantize):
             ``'mse'`` (the step, out of 100 clipping ratios of ``max|x|``,
             with the least squared quantization error of ``x``: at 4 bits
             LSQ's estimate clips at about 4 sigma of a Gaussian tensor,
-            the MSE one at about 2.5 sigma).
+            the MSE one at about 2.5 sigma), or ``'percentile'``
+            (``q_p(|x|)/Qp``: the range ends at the ``percentile`` quantile
+            of ``|x|``, so it follows a long tail, e.g. of SiLU
+            activations, which LSQ's mean-based estimate ignores).
+        percentile (float): the quantile of ``init='percentile'``, in
+            ``[0.5, 1]`` (1: ``max|x|``).
     """
 
     def __init__(self, bits=8, signed=True, learn_offset=False,
                  per_channel=False, num_channels=1, ch_axis=0,
-                 init_batches=1, init='lsq'):
+                 init_batches=1, init='lsq', percentile=0.9999):
         check_bits(bits)
         check_init_batches(init_batches)
         self.init = check_step_init(init)
+        self.percentile = check_percentile(percentile)
         if signed:
             qmin, qmax = -2**(bits - 1), 2**(bits - 1) - 1
         else:
@@ -260,18 +276,32 @@ class LSQFakeQuantize(LearnableFakeQuantize):
             return [_mean_over_ranks(scale.clamp(min=1e-8)), offset]
         if self.init == 'mse':
             scale = self._mse_scale(x)
+        elif self.init == 'percentile':
+            scale = self._percentile_scale(x)
         else:
             scale = 2 * absmean / math.sqrt(self.quant_max)
         return [_mean_over_ranks(scale.clamp(min=1e-8))]
 
+    def _rows(self, x):
+        """``x`` as one row per step size (per channel: a row each)."""
+        if self.per_channel:
+            ax = self.ch_axis % x.dim()
+            return x.movedim(ax, 0).reshape(x.shape[ax], -1)
+        return x.reshape(1, -1)
+
+    def _percentile_scale(self, x):
+        """Per tensor (or per channel) ``q_p(|x|) / Qp``: the k-th smallest
+        ``|x|``, ``k = ceil(p * n)`` (``kthvalue``: no size limit, unlike
+        ``torch.quantile``)."""
+        flat = self._rows(x).abs()
+        k = min(max(1, math.ceil(self.percentile * flat.shape[1])),
+                flat.shape[1])
+        return flat.kthvalue(k, dim=1).values / self.quant_max
+
     def _mse_scale(self, x, grid: int = 100):
         """Per tensor (or per channel) the step ``r * max|x| / Qp``, ``r``
         in ``(0, 1]`` on a grid, that minimises ``||Q(x) - x||^2``."""
-        if self.per_channel:
-            ax = self.ch_axis % x.dim()
-            flat = x.movedim(ax, 0).reshape(x.shape[ax], -1)
-        else:
-            flat = x.reshape(1, -1)
+        flat = self._rows(x)
         amax = flat.abs().amax(1).clamp(min=1e-8)
         qn, qp = self.quant_min, self.quant_max
         best_err = torch.full_like(amax, float('inf'))

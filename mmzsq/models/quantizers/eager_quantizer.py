@@ -15,7 +15,8 @@ import torch.nn.functional as F
 from mmengine.logging import MMLogger
 
 from mmzsq.models.fake_quants import (LSQFakeQuantize, check_bits,
-                                      check_init_batches, check_step_init)
+                                      check_init_batches, check_percentile,
+                                      check_step_init)
 from mmzsq.registry import MODELS
 
 # final prediction layers of mmdet / mmyolo heads (kept in float, as LSQ
@@ -88,7 +89,14 @@ class EagerLSQQuantizer:
             first pass.
         w_init (str): the weights' first step-size estimate, ``'lsq'``
             (``2*mean|w|/sqrt(Qp)``) or ``'mse'`` (least squared error of
-            the quantized weights, see :class:`LSQFakeQuantize`).
+            the quantized weights, see :class:`LSQFakeQuantize`) or
+            ``'percentile'``.
+        a_init (str): the same for the input activations (``'lsq'``,
+            ``'mse'`` or ``'percentile'``: the range ends at the
+            ``a_percentile`` quantile of ``|x|``, which follows the long
+            tail of SiLU activations).  Ignored with ``a_lsq_plus``
+            (min/max).
+        a_percentile (float): that quantile, in ``[0.5, 1]``.
     """
 
     def __init__(self, w_bits: int = 8, a_bits: int = 8,
@@ -97,8 +105,12 @@ class EagerLSQQuantizer:
                  skip_types: Sequence[str] = (),
                  quantize_types: Sequence[str] = ('Conv2d', 'Linear'),
                  w_per_channel: bool = False, a_lsq_plus: bool = False,
-                 a_init_batches: int = 1, w_init: str = 'lsq'):
+                 a_init_batches: int = 1, w_init: str = 'lsq',
+                 a_init: str = 'lsq', a_percentile: float = 0.9999):
         self.w_init = check_step_init(w_init, 'quantizer w_init')
+        self.a_init = check_step_init(a_init, 'quantizer a_init')
+        self.a_percentile = check_percentile(a_percentile,
+                                             'quantizer a_percentile')
         self.w_bits = check_bits(w_bits, 'w_bits')
         self.a_bits = check_bits(a_bits, 'a_bits')
         self.skip_first = skip_first
@@ -148,7 +160,8 @@ class EagerLSQQuantizer:
                 init=self.w_init)
             m.input_fake_quant = LSQFakeQuantize(
                 bits=self.a_bits, learn_offset=self.a_lsq_plus,
-                init_batches=self.a_init_batches)
+                init_batches=self.a_init_batches, init=self.a_init,
+                percentile=self.a_percentile)
             m.weight_fake_quant.to(m.weight.device)
             m.input_fake_quant.to(m.weight.device)
         MMLogger.get_current_instance().info(

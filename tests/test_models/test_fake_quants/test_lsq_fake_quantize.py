@@ -189,10 +189,55 @@ def test_mse_init_has_less_error_than_lsq_init(per_channel):
 def test_bad_init_is_a_clear_error():
     from mmzsq.models.quantizers import EagerLSQQuantizer
     from mmzsq.utils.errors import ConfigError
-    with pytest.raises(ConfigError, match="'lsq' or 'mse'"):
+    msg = "'lsq', 'mse' or 'percentile'"
+    with pytest.raises(ConfigError, match=msg):
         LSQFakeQuantize(bits=4, init='minmax')
-    with pytest.raises(ConfigError, match="'lsq' or 'mse'"):
+    with pytest.raises(ConfigError, match=msg):
         EagerLSQQuantizer(w_init='minmax')
+    with pytest.raises(ConfigError, match='quantizer a_init must be'):
+        EagerLSQQuantizer(a_init='minmax')
+    for p in (0.2, 1.5, True, '0.99'):
+        with pytest.raises(ConfigError, match='a fraction in'):
+            EagerLSQQuantizer(a_init='percentile', a_percentile=p)
+
+
+@pytest.mark.parametrize('per_channel', [False, True])
+def test_percentile_init_follows_the_tail(per_channel):
+    """init='percentile': the step is the p-quantile of |x| over Qp (per
+    tensor or per channel), so a heavier tail widens the range, while
+    LSQ's mean-based estimate barely moves."""
+    torch.manual_seed(0)
+    x = torch.randn(4, 16, 8, 8)
+    heavy = x.clone()
+    heavy[:, :, 0, 0] *= 40  # 1.6 % of the values, far out
+    steps = {}
+    for name, t in (('light', x), ('heavy', heavy)):
+        for init in ('lsq', 'percentile'):
+            fq = LSQFakeQuantize(bits=8, init=init, percentile=0.99,
+                                 per_channel=per_channel, num_channels=4)
+            with torch.no_grad():
+                fq(t)
+            steps[name, init] = fq.scale.detach().clone()
+            if init == 'percentile':
+                rows = t.reshape(4 if per_channel else 1, -1)
+                q = torch.quantile(rows.abs(), 0.99, dim=1,
+                                   interpolation='higher')
+                torch.testing.assert_close(steps[name, init], q / 127)
+    grow = lambda i: steps['heavy', i] / steps['light', i]  # noqa: E731
+    assert bool((grow('percentile') > 3).all())
+    assert bool((grow('lsq') < 2).all())
+
+
+def test_quantizer_passes_its_activation_init():
+    from mmzsq.models.quantizers import EagerLSQQuantizer
+    net = torch.nn.Sequential(torch.nn.Conv2d(3, 4, 3), torch.nn.ReLU(),
+                              torch.nn.Conv2d(4, 4, 3), torch.nn.ReLU(),
+                              torch.nn.Conv2d(4, 2, 1))
+    EagerLSQQuantizer(a_init='percentile', a_percentile=0.999,
+                      skip_patterns=[]).prepare(net)
+    fq = net[2].input_fake_quant
+    assert (fq.init, fq.percentile) == ('percentile', 0.999)
+    assert net[2].weight_fake_quant.init == 'lsq'  # weights unchanged
 
 
 # -- the one-node training forward (_LSQ) against the plain-torch chain ----
