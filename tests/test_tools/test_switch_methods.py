@@ -1,6 +1,6 @@
 """The [Beyond] harness methods (tools/_common/experiment.py): zsq-lowpass,
-zsq-softlabel, zsq-iou and zsq-pctinit are the `zsq` run plus their switch, selectable
-by tools/benchmark/zsq_table.py --methods."""
+zsq-softlabel, zsq-iou and zsq-pctinit are the `zsq` run plus their
+switch, selectable by tools/benchmark/zsq_table.py --methods."""
 import subprocess
 import sys
 
