@@ -3,8 +3,8 @@ mmrazor's do, and ``type='mmzsq.X'`` resolves from any scope."""
 import torch.nn as nn
 from mmengine.registry import DefaultScope
 
-from mmzsq.registry import (HOOKS, LOOPS, MODELS, OPTIM_WRAPPERS, TASK_UTILS,
-                            TRANSFORMS)
+from mmzsq.registry import (HOOKS, LOOPS, MODELS, OPTIM_WRAPPER_CONSTRUCTORS,
+                            OPTIM_WRAPPERS, TASK_UTILS, TRANSFORMS)
 
 
 @MODELS.register_module(name='_RegistryProbe', force=True)
@@ -17,7 +17,9 @@ def test_registries_are_children_of_mmengine_root():
     for reg, up in ((MODELS, root.MODELS), (HOOKS, root.HOOKS),
                     (LOOPS, root.LOOPS), (TASK_UTILS, root.TASK_UTILS),
                     (TRANSFORMS, root.TRANSFORMS),
-                    (OPTIM_WRAPPERS, root.OPTIM_WRAPPERS)):
+                    (OPTIM_WRAPPERS, root.OPTIM_WRAPPERS),
+                    (OPTIM_WRAPPER_CONSTRUCTORS,
+                     root.OPTIM_WRAPPER_CONSTRUCTORS)):
         assert reg.parent is up and reg.scope == 'mmzsq'
         assert up._search_child('mmzsq') is reg
         assert reg._locations, reg.name
@@ -26,7 +28,7 @@ def test_registries_are_children_of_mmengine_root():
 def test_no_registry_is_empty():
     """Every registry has components once its locations are imported."""
     for reg in (MODELS, HOOKS, LOOPS, TASK_UTILS, TRANSFORMS,
-                OPTIM_WRAPPERS):
+                OPTIM_WRAPPERS, OPTIM_WRAPPER_CONSTRUCTORS):
         reg.import_from_location()
         assert len(reg.module_dict) > 0, reg.name
     assert LOOPS.get('ZSQTrainLoop') and LOOPS.get('SynthesisLoop')
