@@ -57,3 +57,30 @@ def test_als_hook_schedule():
     f = AdaptiveLabelSamplingHook(interval=10, warmup=0.2, early_exit=0.8)
     assert f.should_update(20, 100) and not f.should_update(10, 100) and \
         not f.should_update(90, 100)
+    # a float 1.0 is the whole stage (the official YOLOv5 window: step 800
+    # of 2500 to the end), an int 1 the first step
+    y = AdaptiveLabelSamplingHook(warmup=0.32, early_exit=1.0)
+    assert not y.should_update(750, 2500) and y.should_update(800, 2500)
+    assert y.should_update(2500, 2500)
+    assert not AdaptiveLabelSamplingHook(warmup=1, early_exit=1) \
+        .should_update(50, 2500)
+
+
+def test_shipped_als_windows():
+    """YOLOv5: the official command's window (800 of 2500 to the end);
+    YOLO11: its official 800 / 2800 of 3000."""
+    import os.path as osp
+
+    from mmengine.config import Config
+
+    from mmzsq.engine.hooks import AdaptiveLabelSamplingHook
+    root = osp.join(osp.dirname(osp.dirname(osp.dirname(
+        osp.abspath(__file__)))), 'configs', 'zsq')
+    for name, total, first, last in (('yolov5_n_w8a8.py', 2500, 800, 2500),
+                                     ('yolo11_s_w8a8.py', 3000, 800, 2800)):
+        syn = Config.fromfile(osp.join(root, name)).train_cfg.synthesis
+        assert syn.stages[0].iters == total
+        kw = {k: v for k, v in syn.als.items() if k != 'type'}
+        h = AdaptiveLabelSamplingHook(**kw)
+        steps = [s for s in range(1, total + 1) if h.should_update(s, total)]
+        assert (steps[0], steps[-1]) == (first, last), name

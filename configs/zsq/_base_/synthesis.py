@@ -20,9 +20,11 @@ synthesis = dict(
         dict(resolution=640, iters=2500, label_sampling=False,
              reinit_images=True),
     ],
-    # official 800 / 2800 of 3000 steps, as fractions of the stage
+    # the official YOLOv5 command: ALS every 50 steps from step 800 of
+    # 2500 to the end (its early exit, 2800, lies past the stage), as
+    # fractions of the stage
     als=dict(type='mmzsq.AdaptiveLabelSamplingHook', interval=50,
-             warmup=0.267, early_exit=0.933, conf_thr=0.2, iou_thr=0.35,
+             warmup=0.32, early_exit=1.0, conf_thr=0.2, iou_thr=0.35,
              min_area=0.01, max_area=0.85, class_balance=False),
     det_loss_weight=0.5,
     prior_loss=dict(type='mmzsq.BNStatisticsLoss', loss_weight=0.01,

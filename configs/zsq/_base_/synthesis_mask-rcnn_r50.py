@@ -11,7 +11,8 @@ synthesis = dict(
         dict(resolution=(800, 1344), iters=8000, label_sampling=False,
              reinit_images=True),
     ],
-    als=dict(interval=100),
+    # ALS window as YOLO11's (the official Mask R-CNN code has none)
+    als=dict(interval=100, warmup=0.2667, early_exit=0.9333),
     det_loss_weight=5.0,
     prior_loss=dict(loss_weight=2e-3, first_bn_weight=1.0),
     l2_loss=dict(loss_weight=1.5e-5),

@@ -10,6 +10,8 @@ synthesis = dict(
         dict(resolution=640, iters=3000, label_sampling=False,
              reinit_images=True),
     ],
+    # official YOLO11 settings: ALS from step 800 to 2800 of 3000
+    als=dict(warmup=0.2667, early_exit=0.9333),
     det_loss_weight=1e-3,
     prior_loss=dict(loss_weight=1e-3, first_bn_weight=1.0),
     l2_loss=dict(loss_weight=5e-5),

@@ -74,9 +74,11 @@ class AdaptiveLabelSamplingHook(Hook):
     on the current images and :func:`adaptive_label_update` edits each
     image's labels.
 
-    ``warmup``/``early_exit`` are step counts within the stage, or fractions
-    of the stage's length when < 1 (the official 800 / 2800 of 3000 steps
-    are ``0.267`` / ``0.933``).
+    ``warmup``/``early_exit`` are step counts within the stage (ints), or
+    fractions of the stage's length (floats up to 1.0; ``1.0``: through the
+    stage's last step).  The official YOLOv5 command (800 / 2800 of 2500
+    steps: from step 800 to the end) is ``0.32`` / ``1.0``; its YOLO11
+    settings (800 / 2800 of 3000) are ``0.2667`` / ``0.9333``.
 
     ``class_balance`` (off by default, an idea beyond the paper, effect not
     yet measured): an addition of class c is accepted with probability
@@ -106,7 +108,7 @@ class AdaptiveLabelSamplingHook(Hook):
 
     @staticmethod
     def _abs(v, total: int) -> int:
-        return int(round(v * total)) if isinstance(v, float) and v < 1 \
+        return int(round(v * total)) if isinstance(v, float) and v <= 1 \
             else int(v)
 
     def should_update(self, step: int, total: int) -> bool:
