@@ -13,8 +13,8 @@ model = dict(_base_.zsq_algorithm, architecture=arch,
              loss_weights=dict(det=1.0, kd=1.0, feat=1.0),
              kd_loss=dict(type='mmzsq.TwoStageKDLoss', tau=4.0))
 optim_wrapper = dict(_base_.zsq_optim_wrapper,
-                     optimizer=dict(type='Adam', lr=1e-6, weight_decay=0.0,
-                                    fused=True))
+                     optimizer=dict(_base_.zsq_optim_wrapper['optimizer'],
+                                    lr=1e-6))
 param_scheduler = [dict(type='CosineAnnealingLR', by_epoch=False,
                         eta_min=1e-6 * 0.01)]
 

@@ -17,8 +17,8 @@ model = dict(
     architecture=dict(**_base_.model, use_syncbn=False))
 train_cfg = dict(_base_.zsq_train_cfg, synthesis=_base_.synthesis)
 optim_wrapper = dict(_base_.zsq_optim_wrapper,
-                     optimizer=dict(type='Adam', lr=1e-5, weight_decay=0.0,
-                                    fused=True))
+                     optimizer=dict(_base_.zsq_optim_wrapper['optimizer'],
+                                    lr=1e-5))
 param_scheduler = [dict(type='CosineAnnealingLR', by_epoch=False,
                         eta_min=1e-7)]
 default_hooks, log_processor = (_base_.zsq_default_hooks,
