@@ -35,6 +35,7 @@ from mmrazor.models import LearnableFakeQuantize
 from mmrazor.models.observers import LSQObserver, LSQPerChannelObserver
 
 from mmzsq.registry import MODELS
+from . import compiled_lsq
 from mmzsq.utils.errors import ConfigError
 
 MIN_BITS, MAX_BITS = 2, 8
@@ -58,6 +59,14 @@ def check_init_batches(k, what='init_batches'):
 
 
 STEP_INITS = ('lsq', 'mse', 'percentile')
+KERNELS = ('compiled', 'eager')
+
+
+def check_kernel(kernel, what='kernel'):
+    if kernel not in KERNELS:
+        raise ConfigError(f"{what} must be 'compiled' or 'eager', got "
+                          f'{kernel!r}')
+    return kernel
 
 
 def check_step_init(init, what='init'):
@@ -204,12 +213,20 @@ class LSQFakeQuantize(LearnableFakeQuantize):
             activations, which LSQ's mean-based estimate ignores).
         percentile (float): the quantile of ``init='percentile'``, in
             ``[0.5, 1]`` (1: ``max|x|``).
+        kernel (str): the training step of a per-tensor symmetric
+            quantizer: ``'compiled'`` (default; one fused loop per
+            direction from ``torch.compile``, see
+            :mod:`~mmzsq.models.fake_quants.compiled_lsq`; tensors under
+            ``2**16`` elements, per-channel and LSQ+ quantizers, and devices
+            where it does not compile use the eager one) or ``'eager'``.
     """
 
     def __init__(self, bits=8, signed=True, learn_offset=False,
                  per_channel=False, num_channels=1, ch_axis=0,
-                 init_batches=1, init='lsq', percentile=0.9999):
+                 init_batches=1, init='lsq', percentile=0.9999,
+                 kernel='compiled'):
         check_bits(bits)
+        self.kernel = check_kernel(kernel)
         check_init_batches(init_batches)
         self.init = check_step_init(init)
         self.percentile = check_percentile(percentile)
@@ -367,6 +384,11 @@ class LSQFakeQuantize(LearnableFakeQuantize):
         n = x.numel() / self.scale.numel()  # elements per step size
         g = 0.0 if not self._flag('initialized') else \
             1.0 / math.sqrt(n * self.quant_max)
+        if self.kernel == 'compiled' and not self.per_channel and \
+                not self.learn_offset and x.numel() >= compiled_lsq.MIN_NUMEL \
+                and compiled_lsq.available(x.device):
+            return compiled_lsq.CompiledLSQ.apply(
+                x, self.scale, self.eps, g, self.quant_min, self.quant_max)
         return _LSQ.apply(x, self.scale, self.zero_point, self.eps, g,
                           self.quant_min, self.quant_max, self.learn_offset,
                           self.ch_axis if self.per_channel else None)

@@ -15,8 +15,8 @@ import torch.nn.functional as F
 from mmengine.logging import MMLogger
 
 from mmzsq.models.fake_quants import (LSQFakeQuantize, check_bits,
-                                      check_init_batches, check_percentile,
-                                      check_step_init)
+                                      check_init_batches, check_kernel,
+                                      check_percentile, check_step_init)
 from mmzsq.registry import MODELS
 
 # final prediction layers of mmdet / mmyolo heads (kept in float, as LSQ
@@ -97,6 +97,10 @@ class EagerLSQQuantizer:
             tail of SiLU activations).  Ignored with ``a_lsq_plus``
             (min/max).
         a_percentile (float): that quantile, in ``[0.5, 1]``.
+        kernel (str): the fake quantizers' training step, ``'compiled'``
+            (default: ``torch.compile``'s fused loops for per-tensor
+            symmetric tensors, about 3x faster than eager on large
+            activations) or ``'eager'``; see :class:`LSQFakeQuantize`.
     """
 
     def __init__(self, w_bits: int = 8, a_bits: int = 8,
@@ -106,7 +110,9 @@ class EagerLSQQuantizer:
                  quantize_types: Sequence[str] = ('Conv2d', 'Linear'),
                  w_per_channel: bool = False, a_lsq_plus: bool = False,
                  a_init_batches: int = 1, w_init: str = 'lsq',
-                 a_init: str = 'lsq', a_percentile: float = 0.9999):
+                 a_init: str = 'lsq', a_percentile: float = 0.9999,
+                 kernel: str = 'compiled'):
+        self.kernel = check_kernel(kernel, 'quantizer kernel')
         self.w_init = check_step_init(w_init, 'quantizer w_init')
         self.a_init = check_step_init(a_init, 'quantizer a_init')
         self.a_percentile = check_percentile(a_percentile,
@@ -157,11 +163,11 @@ class EagerLSQQuantizer:
             m.weight_fake_quant = LSQFakeQuantize(
                 bits=self.w_bits, per_channel=self.w_per_channel,
                 num_channels=m.weight.shape[0], ch_axis=0,
-                init=self.w_init)
+                init=self.w_init, kernel=self.kernel)
             m.input_fake_quant = LSQFakeQuantize(
                 bits=self.a_bits, learn_offset=self.a_lsq_plus,
                 init_batches=self.a_init_batches, init=self.a_init,
-                percentile=self.a_percentile)
+                percentile=self.a_percentile, kernel=self.kernel)
             m.weight_fake_quant.to(m.weight.device)
             m.input_fake_quant.to(m.weight.device)
         MMLogger.get_current_instance().info(
