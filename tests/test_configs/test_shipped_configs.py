@@ -134,6 +134,11 @@ def _check_zsq_config(name, cfg):
         assert lw.kd == lw.feat == 0
     else:
         assert lw.kd > 0 and lw.feat > 0
+    # the IoU term: YOLOv5 W4A8 only (the LSQ baselines train plain LSQ)
+    iou = name.startswith('yolov5_') and name.endswith('w4a8.py') and \
+        '-real_' not in name or name.startswith('yolov5_n_kd-real_w4a8')
+    assert bool(lw.get('iou')) == iou, name
+    assert (model.get('iou_loss') is not None) == iou, name
     assert cfg.optim_wrapper.optimizer.type == 'Adam'
 
 

@@ -25,7 +25,8 @@ def test_each_switch_is_the_zsq_run_plus_its_keys(tmp_path):
     from tools._common.experiment import METHOD_NAMES, METHODS, set_of
     assert set(SWITCHES) <= set(METHODS) and set(SWITCHES) <= set(
         METHOD_NAMES)
-    got = _cfgs(tmp_path)
+    # at W6A6: at W4A8 the shipped YOLOv5 configs have the IoU term on
+    got = _cfgs(tmp_path, bits='w6a6')
     zsq = got['zsq']
     assert zsq.model.get('soft_label') is None
     assert zsq.model.loss_weights.to_dict() == dict(det=0.04, kd=0.1,
@@ -66,6 +67,18 @@ def test_each_switch_is_the_zsq_run_plus_its_keys(tmp_path):
         assert set_of(m) == 'als'
         assert got[m].train_dataloader == zsq.train_dataloader
         assert got[m].train_cfg == zsq.train_cfg
+
+
+def test_w4a8_zsq_run_has_the_iou_term(tmp_path):
+    """The W4A8 `zsq` row is the shipped default, the IoU term included;
+    `zsq-iou` adds nothing there."""
+    got = _cfgs(tmp_path, ('zsq', 'zsq-iou'))
+    for m in ('zsq', 'zsq-iou'):
+        model = got[m].model
+        assert model.loss_weights.to_dict() == dict(det=0.04, kd=0.1,
+                                                    feat=1.0, iou=1.0)
+        assert model.iou_loss.to_dict() == dict(
+            type='mmzsq.DecodedBoxIoULoss', conf_thr=0.25)
 
 
 def test_the_generated_switches_build(tmp_path):

@@ -27,5 +27,6 @@ real_mask_rcnn_dataset = dict(
         dict(type='RandomFlip', prob=0.5),
         dict(type='PackDetInputs')],
     **real_coco_train)
-real_model = dict(loss_weights=dict(det=1.0, kd=0.0, feat=0.0))
+real_model = dict(loss_weights=dict(det=1.0, kd=0.0, feat=0.0, iou=0.0),
+                  iou_loss=None)  # (the YOLOv5 W4A8 configs' IoU term off)
 real_train_cfg = dict(synthesis=None)
