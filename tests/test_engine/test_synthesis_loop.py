@@ -378,3 +378,13 @@ def test_cpu_stays_fp32_and_contiguous(tmp_path):
     loop.run()
     assert conv.weight.is_contiguous()
     assert SyntheticSet(str(tmp_path / 'set')).batch_done(0)
+
+
+def test_image_priors_weighed_zero_are_not_computed():
+    from mmzsq.engine.runner import SynthesisLoop
+    build = SynthesisLoop._image_prior
+    assert build(None) is None
+    assert build(dict(type='mmzsq.ImageL2Loss', loss_weight=0.0)) is None
+    assert build(dict(type='mmzsq.TotalVariationLoss', loss_weight=0)) is None
+    kept = build(dict(type='mmzsq.ImageL2Loss', loss_weight=5e-5))
+    assert kept is not None and kept.loss_weight == 5e-5

@@ -193,6 +193,39 @@ def test_total_variation_norm_form():
     assert abs(float(got) - 2 * want) < 1e-4
 
 
+def test_total_variation_norm_gradient_is_autograds():
+    """The one-node TV-L2 (its gradient written into one buffer) against
+    autograd through the four slices and norms, incl. a flat direction
+    (zero norm: no gradient, no NaN) and a bf16 input."""
+    from mmzsq.models.losses import TotalVariationLoss
+    torch.manual_seed(0)
+
+    def plain(x):
+        x = x.float()
+        ds = (x[..., 1:, :] - x[..., :-1, :], x[..., :, 1:] - x[..., :, :-1],
+              x[..., 1:, :-1] - x[..., :-1, 1:],
+              x[..., :-1, :-1] - x[..., 1:, 1:])
+        return 0.5 * sum(torch.linalg.vector_norm(d) for d in ds)
+
+    tv = TotalVariationLoss(reduction='norm', loss_weight=0.5)
+    rows = torch.rand(2, 3, 1, 9).expand(2, 3, 6, 9)  # vertical diff = 0
+    for x in (torch.rand(2, 3, 7, 9), rows.clone(),
+              torch.rand(2, 3, 8, 8).bfloat16()):
+        xs = x.clone().requires_grad_(True)
+        xp = x.clone().requires_grad_(True)
+        got, want = tv(xs), plain(xp)
+        assert torch.equal(got, want)
+        got.backward()
+        want.backward()
+        assert xs.grad.dtype == x.dtype and torch.isfinite(xs.grad).all()
+        if x.dtype == torch.float:
+            assert torch.allclose(xs.grad, xp.grad, rtol=1e-5, atol=1e-7)
+        else:
+            assert torch.allclose(xs.grad.float(), xp.grad.float(),
+                                  rtol=1e-2, atol=1e-4)
+        assert xs.grad.abs().sum() > 0
+
+
 def _bn_loss_autograd(bn, x, per_image):
     """The hook's formula through plain autograd (the former hook)."""
     dims = [2, 3] if per_image else [0, 2, 3]
