@@ -18,15 +18,13 @@ sum in another summation order).  Measured on this project's CPU machine, 1
 thread, fwd + bwd of a ``[8, 64, 80, 80]`` activation: 22 ms eager, 6.6 ms
 compiled.
 
-Both functions are compiled once per process with ``dynamic=True`` (one
-kernel serves every activation shape; inductor's on-disk cache makes later
-processes' compiles short).  :func:`available` compiles and runs them once on
-a small tensor per device type; where that fails (no C++ compiler, no
-Triton) it logs one warning and :class:`LSQFakeQuantize` keeps the eager
-kernel.
+Both are :class:`~mmzsq.utils.compiled_kernel.CompiledKernel`: compiled
+once per process; where they do not compile (no C++ compiler, no Triton)
+one warning is logged and :class:`LSQFakeQuantize` keeps the eager kernel.
 """
 import torch
-from mmengine.logging import print_log
+
+from mmzsq.utils.compiled_kernel import CompiledKernel
 
 # below this many elements the compiled call's fixed cost (guards, launch)
 # exceeds what fusing saves (measured: a 64x32x3x3 weight, 0.18 ms compiled
@@ -47,48 +45,22 @@ def _backward(gy, x, s, qn: float, qp: float):
     return gx, gs
 
 
-_COMPILED = {}
-_AVAILABLE = {}
+def _example(device):
+    x = torch.linspace(-3, 3, 64, device=device).reshape(2, 2, 4, 4)
+    return x, torch.full((1, ), 0.5, device=device), -4.0, 3.0
 
 
-def _kernels():
-    if not _COMPILED:
-        _COMPILED['fwd'] = torch.compile(_forward, dynamic=True)
-        _COMPILED['bwd'] = torch.compile(_backward, dynamic=True)
-    return _COMPILED['fwd'], _COMPILED['bwd']
+FORWARD = CompiledKernel(_forward, _example, 'LSQFakeQuantize',
+                         "the quantizer's kernel='eager'")
+BACKWARD = CompiledKernel(
+    _backward, lambda device: (torch.ones(2, 2, 4, 4, device=device), ) +
+    _example(device), 'LSQFakeQuantize', "the quantizer's kernel='eager'")
 
 
-def _matches_eager(device) -> bool:
-    """Run both kernels as :class:`CompiledLSQ` calls them (no grad, plain
-    tensors) on a small tensor; compare with the uncompiled functions."""
-    fwd, bwd = _kernels()
-    with torch.no_grad():
-        x = torch.linspace(-3, 3, 64, device=device).reshape(2, 2, 4, 4)
-        s = torch.full((1, ), 0.5, device=device)
-        gy = torch.ones_like(x)
-        return bool(torch.equal(fwd(x, s, -4.0, 3.0),
-                                _forward(x, s, -4.0, 3.0))) and \
-            bool(torch.equal(bwd(gy, x, s, -4.0, 3.0)[0],
-                             _backward(gy, x, s, -4.0, 3.0)[0]))
-
-
-def available(device: torch.device) -> bool:
-    """Whether the compiled kernels run on ``device``'s type (tried once
+def available(device) -> bool:
+    """Whether both compiled kernels run on ``device``'s type (tried once
     per type; a failure is logged once and disables them there)."""
-    kind = torch.device(device).type
-    if kind not in _AVAILABLE:
-        try:
-            _AVAILABLE[kind] = _matches_eager(device)
-            if not _AVAILABLE[kind]:
-                raise RuntimeError('compiled values differ from eager ones')
-        except Exception as e:  # no compiler / backend here: stay eager
-            _AVAILABLE[kind] = False
-            print_log(
-                f'LSQFakeQuantize: the compiled LSQ kernel does not run on '
-                f'{kind} ({type(e).__name__}: {str(e).splitlines()[0]}); '
-                "using the eager one (set the quantizer's kernel='eager' "
-                'to skip this check)', logger='current', level=30)
-    return _AVAILABLE[kind]
+    return FORWARD.ready(device) and BACKWARD.ready(device)
 
 
 class CompiledLSQ(torch.autograd.Function):
@@ -102,20 +74,18 @@ class CompiledLSQ(torch.autograd.Function):
 
     @staticmethod
     def forward(ctx, x, scale, eps, g, qn, qp):
-        fwd, _ = _kernels()
         a = scale.abs() + eps
         s = (a - a * g) + a * g
         ctx.save_for_backward(x, scale, s)
         ctx.g, ctx.qn, ctx.qp = g, float(qn), float(qp)
         # detach: a Parameter (a weight) would be its own graph, with
         # static shapes
-        return fwd(x.detach(), s, ctx.qn, ctx.qp)
+        return FORWARD(x.detach(), s, ctx.qn, ctx.qp)
 
     @staticmethod
     def backward(ctx, gy):
         x, scale, s = ctx.saved_tensors
-        _, bwd = _kernels()
-        gx, gs = bwd(gy, x.detach(), s, ctx.qn, ctx.qp)
+        gx, gs = BACKWARD(gy, x.detach(), s, ctx.qn, ctx.qp)
         gscale = None
         if ctx.needs_input_grad[1]:
             gscale = (gs.reshape(scale.shape) * ctx.g) * scale.sgn()
