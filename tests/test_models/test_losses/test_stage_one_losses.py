@@ -239,8 +239,9 @@ def _bn_loss_autograd(bn, x, per_image):
 @pytest.mark.parametrize('per_image', [False, True])
 @pytest.mark.parametrize('channels_last', [False, True])
 def test_bn_loss_one_node_moments_match_autograd(per_image, channels_last):
-    """The hook's moments (one autograd node, fused gradient): the same
-    loss values, the input gradient to 1e-6 (relative)."""
+    """The hook's moments (one autograd node, fused gradient) and the
+    distances of all layers at once: the loss values and the input gradient
+    to 1e-6 (relative)."""
     from mmzsq.models.losses import BNStatisticsLoss
     torch.manual_seed(0)
     bn = torch.nn.BatchNorm2d(16).eval()
@@ -258,7 +259,8 @@ def test_bn_loss_one_node_moments_match_autograd(per_image, channels_last):
     want = _bn_loss_autograd(bn, x2, per_image)
     (want * r).sum().backward()
     loss.remove()
-    assert torch.equal(got, want)  # the same float operations
+    # the norms as sqrt(sum of squares) of all layers at once
+    assert torch.allclose(got, want, rtol=1e-6)
     assert x1.grad.abs().max() > 0
     assert torch.allclose(x1.grad, x2.grad, rtol=1e-6,
                           atol=1e-6 * x2.grad.abs().max().item())
@@ -280,6 +282,47 @@ def test_bn_loss_one_node_moments_match_autograd(per_image, channels_last):
         (b.mean([0, 2, 3]) if i == 0 else (b * b).mean([0, 2, 3])
          ).sum().backward()
         assert torch.allclose(a.grad, b.grad, rtol=1e-6, atol=1e-9)
+
+
+@pytest.mark.parametrize('per_image', [False, True])
+def test_bn_loss_of_layers_of_different_widths_matches_autograd(per_image):
+    """All layers' distances at once (concatenated channels, per-layer
+    sums): the per-layer norms through plain autograd, the first layer
+    weighed; a layer at distance 0 adds 0 and no NaN."""
+    from mmzsq.models.losses import BNStatisticsLoss
+    torch.manual_seed(0)
+    bn1, bn2 = torch.nn.BatchNorm2d(4).eval(), torch.nn.BatchNorm2d(6).eval()
+    for bn in (bn1, bn2):
+        bn.running_mean.uniform_(-1, 1)
+        bn.running_var.uniform_(0.5, 2)
+    conv = torch.nn.Conv2d(4, 6, 1)
+    x = torch.randn(3, 4, 6, 5)
+    xs, xp = x.clone().requires_grad_(True), x.clone().requires_grad_(True)
+    loss = BNStatisticsLoss(first_bn_weight=2.5, loss_weight=0.1,
+                            per_image=per_image)
+    loss.register(torch.nn.Sequential(bn1, conv, bn2))
+    bn2(conv(bn1(xs)))
+    got = loss()
+    y = conv(bn1(xp))
+    want = 0.1 * (2.5 * _bn_loss_autograd(bn1, xp, per_image) +
+                  _bn_loss_autograd(bn2, y, per_image))
+    assert got.shape == want.shape
+    assert torch.allclose(got, want, rtol=1e-6)
+    got.sum().backward()
+    want.sum().backward()
+    assert torch.allclose(xs.grad, xp.grad, rtol=1e-5, atol=1e-7)
+    # running statistics equal to the batch's: distance 0, gradient 0
+    bn = torch.nn.BatchNorm2d(4).eval()
+    bn.running_mean.copy_(x.mean((0, 2, 3)))
+    bn.running_var.copy_(x.var((0, 2, 3), unbiased=False))
+    x0 = x.clone().requires_grad_(True)
+    zero = BNStatisticsLoss().register(bn)
+    bn(x0)
+    value = zero()
+    value.backward()
+    assert float(value) < 1e-6 and torch.isfinite(x0.grad).all()
+    zero.remove()
+    loss.remove()
 
 
 def test_total_variation_bad_settings_name_the_fix():
