@@ -6,7 +6,7 @@ import torch.nn as nn
 from mmdet.structures.bbox import bbox_overlaps
 from torch import Tensor
 
-from mmzsq.models.utils.yolo_predictions import decode_yolo_outputs
+from mmzsq.models.utils import decode_yolo_outputs, max_confidence
 from mmzsq.registry import MODELS
 from mmzsq.utils.errors import ConfigError
 
@@ -36,11 +36,11 @@ class DecodedBoxIoULoss(nn.Module):
 
     def forward(self, student_outs: Sequence, teacher_outs: Sequence,
                 head: nn.Module) -> Tensor:
-        t = decode_yolo_outputs(head, teacher_outs)
-        keep = t.scores.amax(-1) > self.conf_thr  # [B, N]
+        keep = max_confidence(head, teacher_outs) > self.conf_thr  # [B, N]
         s_boxes = decode_yolo_outputs(head, student_outs, scores=False).boxes
         if not bool(keep.any()):
             return s_boxes.sum() * 0
-        iou = bbox_overlaps(s_boxes[keep], t.boxes[keep].detach(),
+        t_boxes = decode_yolo_outputs(head, teacher_outs, scores=False).boxes
+        iou = bbox_overlaps(s_boxes[keep], t_boxes[keep].detach(),
                             is_aligned=True)
         return (1 - iou).mean()

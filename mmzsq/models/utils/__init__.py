@@ -1,3 +1,5 @@
-from .yolo_predictions import YOLOPredictions, decode_yolo_outputs, yolo_kind
+from .yolo_predictions import (YOLOPredictions, decode_yolo_outputs,
+                               max_confidence, yolo_kind)
 
-__all__ = ['YOLOPredictions', 'decode_yolo_outputs', 'yolo_kind']
+__all__ = ['YOLOPredictions', 'decode_yolo_outputs', 'max_confidence',
+           'yolo_kind']

@@ -76,3 +76,20 @@ def decode_yolo_outputs(head: nn.Module, outs: Sequence, boxes: bool = True,
         if kind == 'objectness':
             conf = conf * _flat([o.float() for o in outs[2]], 1).sigmoid()
     return YOLOPredictions(centres, strides, dec, conf)
+
+
+def max_confidence(head: nn.Module, outs: Sequence) -> Tensor:
+    """``decode_yolo_outputs(head, outs).scores.amax(-1)`` ([B, N], float32)
+    without the [B, N, C] score tensor: the largest class logit of each
+    prior through one sigmoid (sigmoid is monotonic, and YOLOv5's objectness
+    factor is the same for every class), taken on the maps in place."""
+    kind = check_yolo_head(head, 'decoding')
+    a = head.num_base_priors
+    conf = []
+    for i, c in enumerate(outs[0]):
+        b, ak, h, w = c.shape
+        m = c.float().reshape(b, a, ak // a, h, w).amax(2).sigmoid()
+        if kind == 'objectness':
+            m = m * outs[2][i].float().reshape(b, a, h, w).sigmoid()
+        conf.append(m.permute(0, 2, 3, 1).reshape(b, -1))
+    return torch.cat(conf, 1)

@@ -140,3 +140,17 @@ def test_decoding_is_predict_by_feat_before_nms(kind):
         # (predict_by_feat clamps the boxes to the image)
         assert torch.allclose(r.bboxes, pred.boxes[i][order].clamp(0, 1e4),
                               atol=1e-3)
+
+
+@pytest.mark.parametrize('kind', KINDS)
+def test_max_confidence_is_the_largest_decoded_score(kind):
+    """The IoU term's teacher confidence, taken on the raw maps: the
+    per-prior maximum of decode_yolo_outputs' [B, N, C] scores (to the
+    last bits of the vectorised sigmoid)."""
+    from mmzsq.models.utils import decode_yolo_outputs, max_confidence
+    head, outs = _head_outs(kind)
+    conf = max_confidence(head, outs)
+    want = decode_yolo_outputs(head, outs, boxes=False).scores.amax(-1)
+    assert conf.shape == want.shape
+    assert torch.allclose(conf, want, rtol=1e-6, atol=1e-9)
+    assert conf.min() < conf.max()  # not a constant
