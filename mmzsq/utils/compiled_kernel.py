@@ -1,6 +1,6 @@
 """A ``torch.compile``'d elementwise / reduction kernel with an eager
-fallback, for the few hot loops eager PyTorch runs as many passes (the LSQ
-training step, the BN-statistics moments).
+fallback, for hot loops that eager PyTorch runs as many passes (the LSQ
+training step).
 
 ``torch.compile`` (inductor: C++/OpenMP on CPU, Triton on CUDA) fuses such a
 function into one loop.  It needs a C++ compiler (CPU) or Triton (CUDA) at

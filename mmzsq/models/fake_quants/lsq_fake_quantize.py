@@ -35,8 +35,8 @@ from mmrazor.models import LearnableFakeQuantize
 from mmrazor.models.observers import LSQObserver, LSQPerChannelObserver
 
 from mmzsq.registry import MODELS
-from . import compiled_lsq
 from mmzsq.utils.errors import ConfigError
+from . import compiled_lsq
 
 MIN_BITS, MAX_BITS = 2, 8
 

@@ -59,6 +59,7 @@ class BNStatisticsLoss(nn.Module):
         self._handles: list = []
         # per recorded layer: (mean, E[x^2], running mean, running var)
         self._losses: List[tuple] = []
+        self._seg_key, self._seg = None, None  # see _segments
 
     # -- hooks --------------------------------------------------------------
     def register(self, model: nn.Module) -> 'BNStatisticsLoss':
@@ -119,7 +120,7 @@ class BNStatisticsLoss(nn.Module):
     def _segments(self, sizes, device) -> Tensor:
         """Layer index of every concatenated channel (cached)."""
         key = (tuple(sizes), str(device))
-        if getattr(self, '_seg_key', None) != key:
+        if self._seg_key != key:
             self._seg_key = key
             self._seg = torch.repeat_interleave(
                 torch.arange(len(sizes), device=device),
