@@ -26,7 +26,7 @@ LOOP_KEYS = ('label_sampler', 'det_loss_weight', 'prior_loss', 'tv_loss',
              'l2_loss', 'lr', 'betas', 'eta_min', 'init_mean', 'init_std',
              'cutout', 'jitter', 'flip', 'low_pass_filter', 'amp',
              'channels_last', 'size_divisor', 'log_interval', 'progress_bar',
-             'keep_best', 'resolution_scaled_terms')
+             'keep_best', 'resolution_scaled_terms', 'compile')
 # synthesis keys that describe the run, not the loop
 RUN_KEYS = ('num_images', 'batch_size', 'seed', 'stages', 'als',
             'loop_type', 'sample_format', 'teacher_checkpoint')

@@ -202,3 +202,27 @@ def test_plain_detector_teacher_loads_its_checkpoint_strictly(tmp_path):
     assert '\n' not in msg and 'the Stage I teacher (the model)' in msg
     assert 'set train_cfg.synthesis.teacher_checkpoint' in msg
     assert not osp.exists(tmp_path / 'bad' / 'images')
+
+
+def test_mmengine_compile_key_compiles_the_student_not_train_step(
+        tmp_path):
+    """``compile=...`` (MMEngine's key, which would compile train_step and
+    the optimizer with it) becomes the algorithm's ``compile``: the first
+    step eager (initialising the quantizers), the next ones through the
+    student's compiled parts; train_step itself stays a plain method."""
+    from torch._dynamo.utils import counters
+    cfg = zsq_cfg(tmp_path / 'w', tmp_path / 'set')
+    cfg.train_cfg.synthesis = None
+    hand_set(tmp_path / 'set', classes=[str(i) for i in range(80)], n=4)
+    cfg.train_cfg.max_iters = 3
+    cfg.compile = dict(backend='aot_eager')
+    runner = build(cfg)
+    torch._dynamo.reset()
+    counters.clear()
+    runner.train()
+    assert runner.iter == 3 and runner.cfg.compile is False
+    parts = runner.model.compiled_parts
+    assert parts.enabled and parts.options == dict(backend='aot_eager')
+    assert all(fn is not None for fn in parts._fns)
+    assert counters['stats']['unique_graphs'] >= len(parts.modules)
+    assert not hasattr(runner.model.train_step, '_torchdynamo_orig_callable')

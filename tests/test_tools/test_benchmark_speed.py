@@ -39,6 +39,7 @@ def test_synthesis_speed_json():
         res['stage2_img_s'] / res['stage2_floor_img_s'])
     assert res['stage1_precision'] == res['stage2_precision'] == 'fp32'
     assert (res['res'], res['batch'], res['threads']) == (64, 2, 1)
+    assert res['compile'] is False
     assert 0 < res['stage1_gflop_per_img_it'] < 10
     assert res['stage1_write_s'] > 0
 
@@ -47,6 +48,9 @@ def test_synthesis_speed_bad_input():
     r = speed('--res', '100')
     assert r.returncode != 0
     assert 'multiple of 32' in r.stderr and 'Traceback' not in r.stderr
+    r = speed('--compile', '--warmup', '1')
+    assert r.returncode != 0
+    assert '--warmup >= 2' in r.stderr and 'Traceback' not in r.stderr
     r = speed('--checkpoint', '/nonexistent.pt', '--stages', '1')
     assert r.returncode != 0 and 'Traceback' not in r.stderr
     assert r.stderr.strip().splitlines()[-1].startswith('error: ')

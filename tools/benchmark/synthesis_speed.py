@@ -17,6 +17,7 @@
 #   python tools/benchmark/synthesis_speed.py                 # a table
 #   python tools/benchmark/synthesis_speed.py --json          # one line
 #   python tools/benchmark/synthesis_speed.py --res 640 --batch 32 --flops
+#   python tools/benchmark/synthesis_speed.py --compile  # torch.compile'd nets
 #
 # `*_over_floor` = our rate / the floor's rate: the share of the bare
 # network's speed our loop reaches (1.0 = no overhead; [Speed]'s target is
@@ -72,6 +73,11 @@ def parse_args(argv=None):
                     'is CUDA-only); Stage II with --amp in CPU bf16 autocast '
                     '(the forward, as AmpOptimWrapper does on CUDA; '
                     'AmpOptimWrapper itself refuses CPUs)')
+    ap.add_argument('--compile', action='store_true',
+                    help='both loops with their networks compiled '
+                    '(train_cfg.synthesis.compile and model.compile: the '
+                    'teacher in Stage I, the quantized student in Stage II; '
+                    'the compile itself falls into the warm-up)')
     ap.add_argument('--stages', nargs='+', choices=['1', '2'],
                     default=['1', '2'])
     ap.add_argument('--flops', action='store_true',
@@ -90,6 +96,9 @@ def parse_args(argv=None):
             ap.error(f'--{k} must be >= 1')
     if args.warmup < 0:
         ap.error('--warmup must be >= 0')
+    if args.compile and args.warmup < 2:
+        ap.error('--compile needs --warmup >= 2 (Stage II compiles at its '
+                 'second step, after the quantizers are initialised)')
     return args
 
 
@@ -189,6 +198,8 @@ def load_cfg(args):
     if not (cfg.get('train_cfg') or {}).get('synthesis'):
         sys.exit(f'error: {args.config} has no train_cfg.synthesis; give a '
                  'zero-shot config such as ' + DEFAULT_CONFIG)
+    if args.compile:
+        cfg.model.compile = cfg.train_cfg.synthesis.compile = True
     return cfg
 
 
@@ -366,6 +377,7 @@ def machine(args):
     return dict(device=dev, torch=torch.__version__,
                 threads=torch.get_num_threads(), res=args.res,
                 batch=args.batch, iters=args.iters, warmup=args.warmup,
+                compile=args.compile,
                 loadavg_1min=round(os.getloadavg()[0], 2))
 
 
@@ -387,7 +399,8 @@ def print_table(res):
     print(f"{res['device']}, torch {res['torch']}, {res['threads']} "
           f"threads, load {res['loadavg_1min']}; {res['res']} px, batch "
           f"{res['batch']}, {res['iters']} timed + {res['warmup']} warm-up "
-          f"iterations; checkpoint: {res['checkpoint']}")
+          f"iterations{', compiled' if res['compile'] else ''}; "
+          f"checkpoint: {res['checkpoint']}")
     print('| stage | what | precision | rate |')
     print('|---|---|---|---|')
     for stage, what, key, unit in TABLE:

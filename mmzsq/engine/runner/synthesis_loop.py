@@ -3,13 +3,15 @@ steps (paper §3.1, Eq. 6)."""
 import datetime
 import math
 import time
-from typing import Dict, List, Optional, Sequence
+from typing import Dict, List, Optional, Sequence, Union
 
 import torch
 import torch.nn.functional as F
 from mmengine.runner import BaseLoop
 from torch import Tensor
+from torch._dynamo.exc import TorchDynamoException
 
+from mmzsq.models.utils.compiled_parts import CompiledParts
 from mmzsq.registry import HOOKS, LOOPS, MODELS, TASK_UTILS
 from mmzsq.utils.errors import ConfigError
 from .low_pass_filter import LowPassFilter
@@ -67,6 +69,13 @@ class SynthesisLoop(BaseLoop):
     ``low_pass_filter``: ``dict(d0, interval, start, stop)``, a Gaussian
     low-pass filter on the images after every ``interval``-th step within
     a window of each stage (:class:`LowPassFilter`); ``None``: off.
+    ``compile``: ``True`` (or ``torch.compile`` arguments) runs the
+    teacher's backbone, neck and dense-head module, BN-statistics hooks
+    included, as compiled graphs in the pixel-update steps
+    (:class:`~mmzsq.models.utils.CompiledParts`; ALS and the per-image
+    losses stay eager).  Each new input size compiles anew (minutes on 2
+    CPU cores, seconds from inductor's disk cache), so it pays off in long
+    stages only; default False.
     """
 
     def __init__(self, runner, dataloader=None, *, adapter, writer,
@@ -90,6 +99,7 @@ class SynthesisLoop(BaseLoop):
                  hooks: Sequence = (), log_interval: int = 50,
                  keep_best: bool = False,
                  resolution_scaled_terms: Optional[Dict[str, int]] = None,
+                 compile: Union[bool, dict] = False,
                  on_batch_done=None):
         super().__init__(runner, _Steps(0))
         self.adapter, self.writer = adapter, writer
@@ -129,6 +139,8 @@ class SynthesisLoop(BaseLoop):
         self.channels_last = channels_last and cuda
         if self.channels_last:
             model.to(memory_format=torch.channels_last)
+        self.compiled_parts = CompiledParts.build(model, compile,
+                                                  'synthesis.compile')
         self.seed = seed
         self.progress_bar = progress_bar
         self.hooks = [HOOKS.build(h) if isinstance(h, dict) else h
@@ -398,7 +410,7 @@ class SynthesisLoop(BaseLoop):
             self.stage_step = step
             t0 = time.perf_counter()
             opt.zero_grad(set_to_none=True)
-            losses = self.compute_losses(param, self.labels, g)
+            losses = self._step_losses(param, g)
             losses['loss'].backward()
             # the one host sync of the step: log values + finiteness check
             values = self._values(losses)
@@ -412,6 +424,23 @@ class SynthesisLoop(BaseLoop):
             self._after_step(k, si, stage, values, opt, len(param),
                              time.perf_counter() - t0)
         return param.detach() if best is None else best.clamp(0, 1)
+
+    def _step_losses(self, param: Tensor, g) -> Dict[str, Tensor]:
+        """:meth:`compute_losses` of a pixel-update step, through the
+        teacher's compiled parts when ``compile`` is on."""
+        parts = self.compiled_parts
+        if parts is None or not parts.enabled:
+            return self.compute_losses(param, self.labels, g)
+        # a failed attempt must not move the augmentation draws
+        state = g.get_state() if g is not None else None
+        try:
+            with parts:
+                return self.compute_losses(param, self.labels, g)
+        except TorchDynamoException as e:
+            parts.failed(e, 'synthesis.compile')
+            if g is not None:
+                g.set_state(state)
+            return self.compute_losses(param, self.labels, g)
 
     @torch.no_grad()
     def _project(self, param: Tensor, step: int) -> None:

@@ -31,16 +31,38 @@ class ZSQTrainLoop(IterBasedTrainLoop):
     shared with Stage II); for a plain detector (Stage I alone,
     ``tools/synthesize.py``), the model itself with
     ``synthesis.teacher_checkpoint`` loaded into it.
+
+    MMEngine's ``compile`` key (``compile=True`` or ``torch.compile``
+    arguments) compiles ``model.train_step``, optimizer step included,
+    which dynamo cannot trace; for a model with ``set_compile`` (Stage II's
+    algorithm) it becomes ``model.compile``: the student's network is
+    compiled, the loop around it stays eager.
     """
 
     def __init__(self, runner, dataloader, max_iters: int,
                  synthesis: Optional[dict] = None, **kwargs):
+        compile_to_model(runner)
         self.synthesis_stats = None
         if synthesis is not None:
             dataloader = copy.deepcopy(dataloader)
             self.synthesis_stats = prepare_synthetic_set(
                 runner, dataloader['dataset'], synthesis)
         super().__init__(runner, dataloader, max_iters, **kwargs)
+
+
+def compile_to_model(runner):
+    """Move MMEngine's ``compile`` config key to the model's
+    ``set_compile`` (see :class:`ZSQTrainLoop`)."""
+    options = runner.cfg.get('compile')
+    model = runner.model.module if is_model_wrapper(runner.model) \
+        else runner.model
+    if not options or not hasattr(model, 'set_compile'):
+        return
+    model.set_compile(options)
+    runner.cfg.compile = False  # MMEngine's train_step stays eager
+    runner.logger.info(
+        'compile: the student network is compiled for training '
+        '(model.compile), not train_step with its optimizer step')
 
 
 def set_dir_of(dataset: dict) -> str:

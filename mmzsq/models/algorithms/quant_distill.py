@@ -20,10 +20,12 @@ from mmengine.dist import all_reduce
 from mmengine.logging import MessageHub, MMLogger
 from mmrazor.models import BaseAlgorithm
 from mmrazor.models.task_modules import RecorderManager
+from torch._dynamo.exc import TorchDynamoException
 from torch.nn.modules.batchnorm import _BatchNorm
 
 from mmzsq.models.fake_quants import LSQFakeQuantize
 from mmzsq.models.losses.world_size_scaling import undo_world_size_scaling
+from mmzsq.models.utils.compiled_parts import CompiledParts
 from mmzsq.models.utils.yolo_predictions import check_yolo_head
 from mmzsq.registry import MODELS
 from mmzsq.utils.checkpoint import (FAKE_QUANT, check_state_dict,
@@ -169,6 +171,18 @@ class QuantDistillAlgorithm(BaseAlgorithm):
             default ``dict(type='mmzsq.DecodedBoxIoULoss')`` (1 - IoU of the
             student's and the teacher's decoded boxes where the teacher is
             confident); single-stage YOLO heads.
+        compile (bool | dict): ``torch.compile`` the student's backbone,
+            neck and dense-head module for the training steps (``dict``:
+            ``torch.compile``'s arguments), once every fake quantizer is
+            initialised: BatchNorm, activation and fake quantizers fuse
+            into one graph per direction (YOLOv5n W4A8, 160 px, 1 thread:
+            the student's forward + backward 232 -> 186 ms, as fast as the
+            float student's eager 176 ms).  The first compiled step pays
+            the compile (about 2-4 min on 2 CPU cores, seconds from
+            inductor's disk cache), so it pays off in long runs; where it
+            fails, one warning and training goes on eagerly.  MMEngine's
+            own ``compile=True`` (which would compile ``train_step`` and
+            the optimizer with it) is turned into this.  Default False.
     """
 
     def __init__(self,
@@ -188,6 +202,7 @@ class QuantDistillAlgorithm(BaseAlgorithm):
                  freeze_bn_stats: Optional[bool] = None,
                  soft_label: Optional[Dict] = None,
                  iou_loss: Optional[Dict] = None,
+                 compile: Union[bool, Dict] = False,
                  data_preprocessor: Optional[Dict] = None,
                  init_cfg: Optional[Dict] = None):
         bn_mode = resolve_bn_mode(bn_mode, bn_momentum, freeze_bn_stats,
@@ -222,6 +237,30 @@ class QuantDistillAlgorithm(BaseAlgorithm):
             raise ConfigError('loss_weights.feat > 0 but no feature taps; '
                               'set feat_layers or feat_types (or feat=0)')
         self._build_recorders()
+        self.compiled_parts = None
+        self.set_compile(compile)
+
+    def set_compile(self, options: Union[bool, Dict]):
+        """Compile the student's parts for training (``True`` or
+        ``torch.compile`` arguments) or not (``False``)."""
+        self.compiled_parts = CompiledParts.build(
+            self.architecture, options, 'model.compile')
+
+    def _compiled_parts(self):
+        """The student's compiled parts when this step can use them:
+        training with gradients, every fake quantizer initialised, fake
+        quantization on and no observer running (what their traced step
+        assumes)."""
+        parts = self.compiled_parts
+        if parts is None or not parts.enabled or \
+                not torch.is_grad_enabled() or not self.training:
+            return None
+        for m in self.architecture.modules():
+            if isinstance(m, LSQFakeQuantize) and (
+                    not m._flag('initialized') or m._flag('static_enabled')
+                    or not m._flag('fake_quant_enabled')):
+                return None
+        return parts
 
     def _build_switches(self, soft_label, iou_loss):
         """``soft_label`` and the ``iou`` term: single-stage YOLO heads
@@ -449,6 +488,17 @@ class QuantDistillAlgorithm(BaseAlgorithm):
         return n
 
     def loss(self, inputs, data_samples=None):
+        parts = self._compiled_parts()
+        if parts is None:
+            return self._loss(inputs, data_samples)
+        try:
+            with parts:
+                return self._loss(inputs, data_samples)
+        except TorchDynamoException as e:
+            parts.failed(e, 'model.compile')
+            return self._loss(inputs, data_samples)
+
+    def _loss(self, inputs, data_samples=None):
         w = self.loss_weights
         t_out = None
         if self.soft_label is not None:

@@ -375,6 +375,8 @@ class LSQFakeQuantize(LearnableFakeQuantize):
         return hit[2]
 
     def forward(self, x):
+        if torch.compiler.is_compiling():
+            return self._traced(x)
         if not self._flag('initialized') or self._flag('static_enabled'):
             self.init_from(x)
         if not self._flag('fake_quant_enabled'):
@@ -392,6 +394,31 @@ class LSQFakeQuantize(LearnableFakeQuantize):
         return _LSQ.apply(x, self.scale, self.zero_point, self.eps, g,
                           self.quant_min, self.quant_max, self.learn_offset,
                           self.ch_axis if self.per_channel else None)
+
+    def _traced(self, x):
+        """The training step as ``torch.compile`` traces it into a model's
+        graph (:class:`~mmzsq.models.algorithms.QuantDistill`'s
+        ``compile``): no flag is read (each read would break the graph),
+        so the caller runs it only on initialised quantizers with fake
+        quantization on and the observer off.  Per-tensor symmetric: the
+        two functions of :class:`CompiledLSQ`; per-channel and LSQ+: the
+        straight-through formulation, autograd giving LSQ's gradients."""
+        g = 1.0 / math.sqrt(x.numel() / self.scale.numel() * self.quant_max)
+        if not self.per_channel and not self.learn_offset:
+            return compiled_lsq.CompiledLSQ.apply(
+                x, self.scale, self.eps, g, self.quant_min, self.quant_max)
+        a = self.scale.abs() + self.eps
+        s = self._view((a - a * g).detach() + a * g, x)
+        beta = None
+        if self.learn_offset:
+            b = self.zero_point
+            beta = self._view((b - b * g).detach() + b * g, x)
+            x = x - beta
+        v = (x / s).clamp(self.quant_min, self.quant_max)
+        # round(v) - v is exact in floating point (|round(v) - v| <= 0.5
+        # <= |v| or round(v) = 0), so the value is round(v) * s
+        y = ((v.round() - v).detach() + v) * s
+        return y + beta if beta is not None else y
 
     def _fused(self, x):
         s = (self.scale.detach().abs() + self.eps).float()

@@ -372,3 +372,54 @@ def test_train_mode_leaves_the_teacher_in_eval():
     assert not any(m.training for m in algo.modules())
     with pytest.raises(ValueError, match='boolean'):
         algo.train('yes')
+
+
+def _step(algo, data):
+    """One loss + backward: the loss terms and every gradient."""
+    algo.zero_grad()
+    losses = algo(**copy.deepcopy(data), mode='loss')
+    algo.parse_losses(losses)[0].backward()
+    return _terms(losses), {n: p.grad.clone() for n, p in
+                            algo.architecture.named_parameters()
+                            if p.grad is not None}
+
+
+def test_compile_runs_the_student_as_graphs_with_the_same_losses():
+    """``compile``: the first (initialising) step eager, then the
+    student's backbone, neck and head module as whole graphs (traced
+    fake quantizers, recorders included; no graph break) giving the eager
+    losses and gradients.  ``aot_eager``: dynamo + AOTAutograd without
+    inductor's C++ build (the fused kernels are tested in
+    test_lsq_fake_quantize)."""
+    from torch._dynamo.utils import counters
+    torch.manual_seed(0)
+    eager = yolo_algo()
+    compiled = yolo_algo(compile=dict(backend='aot_eager'))
+    compiled.load_state_dict(eager.state_dict())
+    assert compiled.compiled_parts.names == [
+        'backbone', 'neck', 'bbox_head.head_module']
+    eager.train(), compiled.train()
+    data = yolo_batch(eager)
+    torch._dynamo.reset()
+    counters.clear()
+    for step in range(2):
+        want, want_g = _step(eager, data)
+        got, got_g = _step(compiled, data)
+        assert got.keys() == want.keys()
+        for k in want:
+            assert got[k] == pytest.approx(want[k], rel=1e-5, abs=1e-7), k
+        assert got_g.keys() == want_g.keys()
+        for n in want_g:
+            torch.testing.assert_close(got_g[n], want_g[n], rtol=1e-4,
+                                       atol=1e-6, msg=n)
+        if step == 0:  # initialising the step sizes: eager (only the
+            # quantizers' own kernels compiled)
+            n0 = counters['stats']['unique_graphs']
+            assert not counters['graph_break']
+    assert counters['stats']['unique_graphs'] - n0 == 3
+    assert not counters['graph_break']
+    # outside the training step the parts run eagerly again
+    assert all(m._compiled_call_impl is None
+               for m in compiled.compiled_parts.modules)
+    with pytest.raises(Exception, match='model.compile must be'):
+        compiled.set_compile('yes')

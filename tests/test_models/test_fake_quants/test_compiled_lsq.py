@@ -105,3 +105,28 @@ def test_kernel_key_reaches_every_fake_quant_and_is_checked():
         EagerLSQQuantizer(kernel='triton')
     with pytest.raises(ConfigError, match="'compiled' or 'eager'"):
         LSQFakeQuantize(kernel=None)
+
+
+@pytest.mark.parametrize('kw', [
+    dict(bits=4), dict(bits=4, per_channel=True, num_channels=16, ch_axis=1),
+    dict(bits=8, learn_offset=True)
+], ids=['per_tensor', 'per_channel', 'lsq_plus'])
+def test_traced_step_inside_a_compiled_model(kw):
+    """Inside a model ``torch.compile`` traces (``model.compile``), the
+    quantizer's step is part of the graph (no break) with the eager
+    values and gradients."""
+    torch._dynamo.reset()
+    _, qe = _pair(**kw)
+    torch.manual_seed(1)
+    x, gy = torch.randn(SHAPE) * 2, torch.randn(SHAPE)
+    want_y, want_g = qe(x.requires_grad_()), None
+    want_y.backward(gy)
+    want_g = [x.grad.clone()] + [p.grad.clone() for p in qe.parameters()]
+    qe.zero_grad()
+    x.grad = None
+    got_y = torch.compile(qe, fullgraph=True)(x)
+    got_y.backward(gy)
+    got_g = [x.grad] + [p.grad for p in qe.parameters()]
+    assert torch.equal(got_y, want_y)
+    for got, want in zip(got_g, want_g):
+        torch.testing.assert_close(got, want, rtol=1e-5, atol=1e-6)

@@ -1,0 +1,98 @@
+"""A detector's backbone, neck and dense-head module under ``torch.compile``,
+switched on for the calls made inside a ``with`` block.
+
+In eager PyTorch each fake quantizer of a quantized student is a call of its
+own (Python, autograd nodes, one pass over the tensor each way), and the
+BatchNorm and activation around it are passes of their own too.  Compiled as
+one graph (inductor: C++/OpenMP on CPU, Triton on CUDA), the quantizers
+(:meth:`LSQFakeQuantize._traced`) are fused with the layers around them.
+Measured on YOLOv5n W4A8, 160 px, batch 8, 1 thread: forward + backward of
+the quantized student 97 + 135 ms eager, 64 + 122 ms compiled (the float
+student: 69 + 107 ms eager).
+
+The parts are compiled on first use (minutes on 2 CPU cores; inductor's disk
+cache makes later processes' compiles short) and only run compiled inside
+the block, so evaluation, BN re-estimation and the first (initialising)
+steps stay eager.
+"""
+from typing import Dict, List, Optional, Union
+
+import torch
+import torch.nn as nn
+from mmengine.logging import print_log
+
+from mmzsq.utils.errors import ConfigError
+
+# the parts a detector's graph is split into (the rest, e.g. RPN proposals
+# and RoI heads, has data-dependent shapes and stays eager)
+PARTS = ('backbone', 'neck', 'bbox_head.head_module')
+
+
+def _get(obj, dotted: str) -> Optional[nn.Module]:
+    for name in dotted.split('.'):
+        obj = getattr(obj, name, None)
+    return obj if isinstance(obj, nn.Module) else None
+
+
+class CompiledParts:
+    """Compiles ``detector``'s :data:`PARTS` (those it has).
+
+    Args:
+        detector: the model whose parts are compiled (in place: the module
+            objects stay the same, so hooks, recorders and checkpoints see
+            no difference).
+        options: ``torch.compile`` keyword arguments (``mode``,
+            ``dynamic``, ``backend``, ...).
+
+    ``with parts:`` routes the parts' calls to their compiled versions; a
+    compile error inside the block (no C++ compiler, an unsupported
+    operation) is reported by :meth:`failed` and turns them off for good.
+    """
+
+    @classmethod
+    def build(cls, detector: nn.Module, options: Union[bool, Dict],
+              key: str) -> Optional['CompiledParts']:
+        """From a config value: ``False`` / ``None`` (off), ``True`` or a
+        dict of ``torch.compile`` arguments; anything else is a
+        ConfigError naming ``key``."""
+        if options is None or options is False:
+            return None
+        if options is True:
+            options = dict()
+        if not isinstance(options, dict):
+            raise ConfigError(
+                f'{key} must be True, False or a dict of torch.compile '
+                f'arguments (e.g. dict(mode="max-autotune")), got '
+                f'{options!r}')
+        return cls(detector, options)
+
+    def __init__(self, detector: nn.Module, options: Dict):
+        self.names = [n for n in PARTS if _get(detector, n) is not None]
+        self.modules: List[nn.Module] = [_get(detector, n)
+                                         for n in self.names]
+        self.options = dict(options)
+        self.enabled = True
+        self._fns = [None] * len(self.modules)
+
+    def __enter__(self):
+        for i, m in enumerate(self.modules):
+            if self._fns[i] is None:
+                self._fns[i] = torch.compile(m._call_impl, **self.options)
+            m._compiled_call_impl = self._fns[i]
+        return self
+
+    def __exit__(self, *exc):
+        for m in self.modules:
+            m._compiled_call_impl = None
+        return False
+
+    def failed(self, err: Exception, what: str):
+        """Turn compiling off after ``err``; one warning naming ``what``
+        (the config key that turns it off)."""
+        self.enabled = False
+        msg = str(err).strip().splitlines()
+        print_log(
+            f'torch.compile of {", ".join(self.names)} failed '
+            f'({type(err).__name__}: {msg[0] if msg else ""}); training '
+            f'goes on eagerly ({what}=False skips the attempt)',
+            logger='current', level=30)
