@@ -73,17 +73,29 @@ class CompiledParts:
         self.options = dict(options)
         self.enabled = True
         self._fns = [None] * len(self.modules)
+        self._extra: Dict[int, nn.Module] = {}
+        self.active = False  # inside the block
+
+    def function(self, module: nn.Module):
+        """``module`` (e.g. a loss on the parts' outputs) compiled with
+        the same options, once; for calls inside the block."""
+        key = id(module)
+        if key not in self._extra:
+            self._extra[key] = torch.compile(module, **self.options)
+        return self._extra[key]
 
     def __enter__(self):
         for i, m in enumerate(self.modules):
             if self._fns[i] is None:
                 self._fns[i] = torch.compile(m._call_impl, **self.options)
             m._compiled_call_impl = self._fns[i]
+        self.active = True
         return self
 
     def __exit__(self, *exc):
         for m in self.modules:
             m._compiled_call_impl = None
+        self.active = False
         return False
 
     def failed(self, err: Exception, what: str):
