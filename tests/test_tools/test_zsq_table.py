@@ -55,3 +55,21 @@ def test_short_runs_get_a_third_of_the_run_as_warmup(tmp_path):
     lines = "param_scheduler = [dict(type='ConstantLR', by_epoch=False)]\n"
     assert _run(tmp_path, 'w4a8', 30, lines).param_scheduler[0].type == \
         'ConstantLR'
+
+
+def test_cpu_medium_runs_its_networks_compiled(tmp_path):
+    """cpu-medium's Stage I and Stage II configs compile the networks
+    (train_cfg.synthesis.compile, model.compile); the short presets,
+    whose runs would pay more compile than they save, do not."""
+    from tools._common.experiment import PRESETS, run_cfg, set_cfg
+    for d in ('configs', 'sets'):
+        (tmp_path / d).mkdir(exist_ok=True)
+    for preset, want in (('cpu-medium', True), ('toy', False),
+                         ('demo', False)):
+        p = PRESETS[preset]
+        stage1 = Config.fromfile(set_cfg(p, str(tmp_path), 'als', 'fp.pth'))
+        stage2 = Config.fromfile(run_cfg(p, str(tmp_path), 'zsq', 'w4a8',
+                                         'fp.pth', None, '', preset))
+        assert stage1.train_cfg.synthesis.get('compile', False) is want
+        assert stage2.model.get('compile', False) is want
+        assert stage2.train_cfg.synthesis.get('compile', False) is want
