@@ -58,9 +58,9 @@ def test_short_runs_get_a_third_of_the_run_as_warmup(tmp_path):
 
 
 def test_cpu_medium_runs_its_networks_compiled(tmp_path):
-    """cpu-medium's Stage I and Stage II configs compile the networks
-    (train_cfg.synthesis.compile, model.compile); the short presets,
-    whose runs would pay more compile than they save, do not."""
+    """cpu-medium's Stage I compiles the teacher
+    (train_cfg.synthesis.compile); its Stage II and the short presets,
+    whose runs would pay about as much compile as they save, do not."""
     from tools._common.experiment import PRESETS, run_cfg, set_cfg
     for d in ('configs', 'sets'):
         (tmp_path / d).mkdir(exist_ok=True)
@@ -71,5 +71,5 @@ def test_cpu_medium_runs_its_networks_compiled(tmp_path):
         stage2 = Config.fromfile(run_cfg(p, str(tmp_path), 'zsq', 'w4a8',
                                          'fp.pth', None, '', preset))
         assert stage1.train_cfg.synthesis.get('compile', False) is want
-        assert stage2.model.get('compile', False) is want
+        assert stage2.model.get('compile', False) is False
         assert stage2.train_cfg.synthesis.get('compile', False) is want

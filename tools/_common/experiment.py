@@ -135,9 +135,11 @@ def synthesis_body(p, name):
 
 
 def compile_of(p):
-    """``{'compile': True}`` for a preset whose networks run compiled
-    (``train_cfg.synthesis.compile`` and ``model.compile``: cpu-medium,
-    whose Stage I batch took 22 instead of 31 min so), else ``{}``."""
+    """``{'compile': True}`` for a preset whose Stage I runs the teacher
+    compiled (``train_cfg.synthesis.compile``: cpu-medium, whose Stage I
+    batch took 22 instead of 31 min so), else ``{}``.  Its Stage II runs
+    stay eager: a 500-step run would save about a minute against 0.5-3
+    min of compiling, not measured yet."""
     return dict(compile=True) if p.get('compile') else {}
 
 
@@ -178,9 +180,8 @@ def run_cfg(p, wd, method, bits, fp_ckpt, real_root, extra='', name=None):
         data = f"    data_root={osp.join(wd, 'sets', src) + '/'!r},\n"
         synthesis = synthesis_body(p, src)
     extra = SWITCH_LINES.get(method, '') + extra
-    compiled = ', compile=True' if compile_of(p) else ''
     body = f"""
-model = dict(init_checkpoint={fp_ckpt!r}{compiled})
+model = dict(init_checkpoint={fp_ckpt!r})
 {warmup}train_dataloader = dict(batch_size={p['qat_batch']}, dataset=dict(
 {data}    pipeline=[
         dict(type='LoadImageFromFile', backend_args=None),
