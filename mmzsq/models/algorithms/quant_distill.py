@@ -177,12 +177,13 @@ class QuantDistillAlgorithm(BaseAlgorithm):
             quantizer is initialised: BatchNorm, activation and fake
             quantizers fuse into one graph per direction (YOLOv5n W4A8,
             160 px, 1 thread: the student's forward + backward 232 -> 186
-            ms, as fast as the float student's eager 176 ms).  The first compiled step pays
-            the compile (about 2-4 min on 2 CPU cores, seconds from
-            inductor's disk cache), so it pays off in long runs; where it
-            fails, one warning and training goes on eagerly.  MMEngine's
-            own ``compile=True`` (which would compile ``train_step`` and
-            the optimizer with it) is turned into this.  Default False.
+            ms, as fast as the float student's eager 176 ms).  The first
+            compiled step pays the compile (about 2-4 min on 2 CPU cores,
+            seconds from inductor's disk cache), so it pays off in long
+            runs; where it fails, one warning and training goes on
+            eagerly.  MMEngine's own ``compile=True`` (which would compile
+            ``train_step`` and the optimizer with it) is turned into this.
+            Default False.
     """
 
     def __init__(self,
