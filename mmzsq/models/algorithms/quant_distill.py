@@ -20,7 +20,6 @@ from mmengine.dist import all_reduce
 from mmengine.logging import MessageHub, MMLogger
 from mmrazor.models import BaseAlgorithm
 from mmrazor.models.task_modules import RecorderManager
-from torch._dynamo.exc import TorchDynamoException
 from torch.nn.modules.batchnorm import _BatchNorm
 
 from mmzsq.models.fake_quants import LSQFakeQuantize
@@ -246,6 +245,9 @@ class QuantDistillAlgorithm(BaseAlgorithm):
         ``torch.compile`` arguments) or not (``False``)."""
         self.compiled_parts = CompiledParts.build(
             self.architecture, options, 'model.compile')
+        # checked before every compiled step
+        self._fake_quants = [m for m in self.architecture.modules()
+                             if isinstance(m, LSQFakeQuantize)]
 
     def _compiled_parts(self):
         """The student's compiled parts when this step can use them:
@@ -256,10 +258,9 @@ class QuantDistillAlgorithm(BaseAlgorithm):
         if parts is None or not parts.enabled or \
                 not torch.is_grad_enabled() or not self.training:
             return None
-        for m in self.architecture.modules():
-            if isinstance(m, LSQFakeQuantize) and (
-                    not m._flag('initialized') or m._flag('static_enabled')
-                    or not m._flag('fake_quant_enabled')):
+        for m in self._fake_quants:
+            if not m._flag('initialized') or m._flag('static_enabled') or \
+                    not m._flag('fake_quant_enabled'):
                 return None
         return parts
 
@@ -492,12 +493,7 @@ class QuantDistillAlgorithm(BaseAlgorithm):
         parts = self._compiled_parts()
         if parts is None:
             return self._loss(inputs, data_samples)
-        try:
-            with parts:
-                return self._loss(inputs, data_samples)
-        except TorchDynamoException as e:
-            parts.failed(e, 'model.compile')
-            return self._loss(inputs, data_samples)
+        return parts.run(self._loss, inputs, data_samples)
 
     def _loss(self, inputs, data_samples=None):
         w = self.loss_weights

@@ -15,11 +15,13 @@ cache makes later processes' compiles short) and only run compiled inside
 the block, so evaluation, BN re-estimation and the first (initialising)
 steps stay eager.
 """
-from typing import Dict, List, Optional, Union
+import contextlib
+from typing import Callable, Dict, List, Optional, Union
 
 import torch
 import torch.nn as nn
 from mmengine.logging import print_log
+from torch._dynamo.exc import TorchDynamoException
 
 from mmzsq.utils.errors import ConfigError
 
@@ -44,9 +46,10 @@ class CompiledParts:
         options: ``torch.compile`` keyword arguments (``mode``,
             ``dynamic``, ``backend``, ...).
 
-    ``with parts:`` routes the parts' calls to their compiled versions; a
-    compile error inside the block (no C++ compiler, an unsupported
-    operation) is reported by :meth:`failed` and turns them off for good.
+    :meth:`run` calls a function with the parts' calls routed to their
+    compiled versions; a compile error in it (no C++ compiler, an
+    unsupported operation) is one warning naming ``key``, the call is
+    repeated eagerly and the parts stay eager from then on.
     """
 
     @classmethod
@@ -64,17 +67,18 @@ class CompiledParts:
                 f'{key} must be True, False or a dict of torch.compile '
                 f'arguments (e.g. dict(mode="max-autotune")), got '
                 f'{options!r}')
-        return cls(detector, options)
+        return cls(detector, options, key)
 
-    def __init__(self, detector: nn.Module, options: Dict):
+    def __init__(self, detector: nn.Module, options: Dict,
+                 key: str = 'compile'):
         self.names = [n for n in PARTS if _get(detector, n) is not None]
         self.modules: List[nn.Module] = [_get(detector, n)
                                          for n in self.names]
-        self.options = dict(options)
+        self.options, self.key = dict(options), key
         self.enabled = True
         self._fns = [None] * len(self.modules)
         self._extra: Dict[int, nn.Module] = {}
-        self.active = False  # inside the block
+        self.active = False  # inside run()
 
     def function(self, module: nn.Module):
         """``module`` (e.g. a loss on the parts' outputs) compiled with
@@ -84,27 +88,37 @@ class CompiledParts:
             self._extra[key] = torch.compile(module, **self.options)
         return self._extra[key]
 
-    def __enter__(self):
+    def run(self, fn: Callable, *args, before_retry: Callable = None):
+        """``fn(*args)`` with the parts compiled (eager once compiling has
+        failed); ``before_retry()`` runs before the eager repeat of a
+        failed attempt (e.g. to rewind a random generator)."""
+        if not self.enabled:
+            return fn(*args)
+        try:
+            with self._routed():
+                return fn(*args)
+        except TorchDynamoException as err:
+            self.enabled = False
+            msg = str(err).strip().splitlines()
+            print_log(
+                f'torch.compile of {", ".join(self.names)} failed '
+                f'({type(err).__name__}: {msg[0] if msg else ""}); going '
+                f'on eagerly ({self.key}=False skips the attempt)',
+                logger='current', level=30)
+            if before_retry is not None:
+                before_retry()
+            return fn(*args)
+
+    @contextlib.contextmanager
+    def _routed(self):
         for i, m in enumerate(self.modules):
             if self._fns[i] is None:
                 self._fns[i] = torch.compile(m._call_impl, **self.options)
             m._compiled_call_impl = self._fns[i]
         self.active = True
-        return self
-
-    def __exit__(self, *exc):
-        for m in self.modules:
-            m._compiled_call_impl = None
-        self.active = False
-        return False
-
-    def failed(self, err: Exception, what: str):
-        """Turn compiling off after ``err``; one warning naming ``what``
-        (the config key that turns it off)."""
-        self.enabled = False
-        msg = str(err).strip().splitlines()
-        print_log(
-            f'torch.compile of {", ".join(self.names)} failed '
-            f'({type(err).__name__}: {msg[0] if msg else ""}); training '
-            f'goes on eagerly ({what}=False skips the attempt)',
-            logger='current', level=30)
+        try:
+            yield
+        finally:
+            for m in self.modules:
+                m._compiled_call_impl = None
+            self.active = False

@@ -1,5 +1,6 @@
 """QuantDistillAlgorithm: loss terms, modes and bad input."""
 import copy
+import logging
 
 import pytest
 import torch
@@ -423,3 +424,57 @@ def test_compile_runs_the_student_as_graphs_with_the_same_losses():
                for m in compiled.compiled_parts.modules)
     with pytest.raises(Exception, match='model.compile must be'):
         compiled.set_compile('yes')
+
+
+def test_compile_failure_is_one_warning_and_an_eager_repeat():
+    """A compile error (no C++ compiler, ...) inside ``CompiledParts.run``:
+    one warning naming the key, ``before_retry``, the eager result, and
+    the parts eager from then on."""
+    from mmengine.logging import MMLogger
+
+    from mmzsq.models.utils import CompiledParts
+
+    def broken_backend(gm, example_inputs):
+        raise RuntimeError('no C++ compiler here')
+
+    class Backbone(torch.nn.Module):  # (dynamo skips torch.nn's own)
+        def __init__(self):
+            super().__init__()
+            self.fc = torch.nn.Linear(4, 4)
+
+        def forward(self, x):
+            return self.fc(x).relu()
+
+    net = torch.nn.Module()
+    net.backbone = Backbone()
+    parts = CompiledParts.build(net, dict(backend=broken_backend),
+                                'model.compile')
+    calls, rewound = [], []
+
+    def fn(x):
+        calls.append(1)
+        return net.backbone(x)
+
+    x = torch.randn(2, 4)
+    torch._dynamo.reset()
+    logger = MMLogger.get_current_instance()
+    seen = []
+
+    class Seen(logging.Handler):
+        def emit(self, record):
+            seen.append(record.getMessage())
+
+    handler = Seen()
+    logger.addHandler(handler)
+    try:
+        y = parts.run(fn, x, before_retry=lambda: rewound.append(1))
+        parts.run(fn, x)
+    finally:
+        logger.removeHandler(handler)
+    assert torch.equal(y, net.backbone(x))
+    assert not parts.enabled and rewound == [1] and len(calls) == 3
+    warned = [m for m in seen if 'torch.compile of backbone failed' in m]
+    assert len(warned) == 1 and 'model.compile=False' in warned[0]
+    assert net.backbone._compiled_call_impl is None
+    with pytest.raises(Exception, match='model.compile must be'):
+        CompiledParts.build(net, 'yes', 'model.compile')
