@@ -10,7 +10,7 @@ _base_ = './zsq_runtime.py'
 custom_imports = dict(imports=['mmzsq'], allow_failed_imports=False)
 
 zsq_train_pipeline = [
-    dict(type='LoadImageFromFile', backend_args=None),
+    dict(type='mmzsq.CachedLoadImageFromFile', backend_args=None),
     dict(type='LoadAnnotations', with_bbox=True, with_mask=False),
     dict(type='mmzsq.BoxMasks'),  # boxes-only labels -> box masks
     dict(type='Resize', scale=(1333, 800), keep_ratio=True),

@@ -7,8 +7,11 @@ _base_ = ['../../yolo11/yolo11_s_coco.py', './zsq_runtime.py']
 
 # mmyolo's YOLOv8 close-mosaic pipeline (letterbox, random affine scale,
 # HSV, flip) as configs/yolo11/yolo11_s_coco.py has it (without Albu): no
-# Mosaic; the synthetic images already are 640 x 640.
-zsq_train_pipeline = _base_.train_pipeline_stage2
+# Mosaic; the synthetic images already are 640 x 640.  Each image is
+# decoded once (mmzsq.CachedLoadImageFromFile).
+zsq_train_pipeline = [
+    dict(type='mmzsq.CachedLoadImageFromFile', backend_args=None),
+    *_base_.train_pipeline_stage2[1:]]
 # (collate_fn re-stated: the `mmyolo::` base tags it with `_scope_`)
 train_dataloader = dict(
     _base_.zsq_train_dataloader,

@@ -7,7 +7,7 @@ _base_ = ['mmyolo::yolov5/yolov5_s-v61_syncbn_fast_8xb16-300e_coco.py',
 custom_imports = dict(imports=['mmzsq'], allow_failed_imports=False)
 
 zsq_train_pipeline = [
-    dict(type='LoadImageFromFile', backend_args=None),
+    dict(type='mmzsq.CachedLoadImageFromFile', backend_args=None),
     dict(type='LoadAnnotations', with_bbox=True),
     dict(type='YOLOv5KeepRatioResize', scale=(640, 640)),
     dict(type='LetterResize', scale=(640, 640), allow_scale_up=False,

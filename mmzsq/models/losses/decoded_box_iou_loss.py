@@ -2,6 +2,7 @@
 import numbers
 from typing import Sequence
 
+import torch
 import torch.nn as nn
 from mmdet.structures.bbox import bbox_overlaps
 from torch import Tensor
@@ -21,7 +22,8 @@ class DecodedBoxIoULoss(nn.Module):
     the teacher's confidence, ``max_c sigmoid(obj) * sigmoid(cls_c)``
     (YOLOv5) or ``max_c sigmoid(cls_c)`` (YOLOv8 / YOLO11), exceeds
     ``conf_thr``.  IoU is mmdet's ``bbox_overlaps(is_aligned=True)``.  No
-    confident prior: 0 (with the student's graph).  The algorithm weighs it
+    confident prior: 0 (with the student's graph).  The teacher's boxes
+    get no gradient.  The algorithm weighs it
     with ``loss_weights.iou``.
     """
 
@@ -36,11 +38,14 @@ class DecodedBoxIoULoss(nn.Module):
 
     def forward(self, student_outs: Sequence, teacher_outs: Sequence,
                 head: nn.Module) -> Tensor:
-        keep = max_confidence(head, teacher_outs) > self.conf_thr  # [B, N]
+        # a weighted mean over all priors, not a gather of the kept ones:
+        # the same value, with fixed shapes and no host sync (so it
+        # compiles into one graph, see QuantDistillAlgorithm.compile)
+        with torch.no_grad():
+            keep = (max_confidence(head, teacher_outs) >
+                    self.conf_thr).float()  # [B, N]
+            t_boxes = decode_yolo_outputs(head, teacher_outs,
+                                          scores=False).boxes
         s_boxes = decode_yolo_outputs(head, student_outs, scores=False).boxes
-        if not bool(keep.any()):
-            return s_boxes.sum() * 0
-        t_boxes = decode_yolo_outputs(head, teacher_outs, scores=False).boxes
-        iou = bbox_overlaps(s_boxes[keep], t_boxes[keep].detach(),
-                            is_aligned=True)
-        return (1 - iou).mean()
+        iou = bbox_overlaps(s_boxes, t_boxes, is_aligned=True)
+        return ((1 - iou) * keep).sum() / keep.sum().clamp(min=1)

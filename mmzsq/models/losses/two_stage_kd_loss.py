@@ -42,5 +42,5 @@ class TwoStageKDLoss(KDReduction, nn.Module):
         if self.roi_weight and s_roi_cls is not None and \
                 s_roi_cls.numel() > 0:
             loss = loss + self.roi_weight * self._kl(
-                s_roi_cls.float(), t_roi_cls.float(), s_rpn_cls[0].shape[0])
+                s_roi_cls, t_roi_cls, s_rpn_cls[0].shape[0])
         return loss

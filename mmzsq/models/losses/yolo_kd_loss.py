@@ -36,10 +36,11 @@ class YOLOKDLoss(KDReduction, nn.Module):
         self._init_reduction(tau, reduction)
 
     def _per_anchor(self, x):
+        """``[B, A*C, H, W]`` -> ``[B*A, C, H, W]`` (a view: the classes
+        of an anchor in dim 1)."""
         b, ak, h, w = x.shape
         a = self.num_base_priors
-        return x.reshape(b, a, ak // a, h, w).permute(0, 1, 3, 4, 2) \
-            .reshape(-1, ak // a)
+        return x.reshape(b * a, ak // a, h, w)
 
     def forward(self, student_outs, teacher_outs):
         s_cls, _, s_obj = student_outs[:3]
@@ -47,8 +48,7 @@ class YOLOKDLoss(KDReduction, nn.Module):
         loss = 0
         for sc, tc, so, to in zip(s_cls, t_cls, s_obj, t_obj):
             loss = loss + self.cls_weight * self._kl(
-                self._per_anchor(sc).float(), self._per_anchor(tc).float(),
-                sc.shape[0])
+                self._per_anchor(sc), self._per_anchor(tc), sc.shape[0])
             loss = loss + self.obj_weight * self._bernoulli(so, to)
         return self._over_levels(loss, len(s_cls))
 
@@ -88,11 +88,6 @@ class YOLOv8KDLoss(KDReduction, nn.Module):
         self.cls_weight, self.dfl_weight = cls_weight, dfl_weight
         self._init_reduction(tau, reduction)
 
-    @staticmethod
-    def _rows(x):
-        """``[B, C, H, W]`` -> ``[B*H*W, C]``."""
-        return x.permute(0, 2, 3, 1).reshape(-1, x.shape[1])
-
     def forward(self, student_outs, teacher_outs):
         s_cls, t_cls = student_outs[0], teacher_outs[0]
         use_dfl = (self.dfl_weight and len(student_outs) > 2
@@ -100,12 +95,11 @@ class YOLOv8KDLoss(KDReduction, nn.Module):
         loss = 0
         for i, (sc, tc) in enumerate(zip(s_cls, t_cls)):
             n = sc.shape[0]
-            loss = loss + self.cls_weight * self._kl(
-                self._rows(sc).float(), self._rows(tc).float(), n)
+            loss = loss + self.cls_weight * self._kl(sc, tc, n)  # C in dim 1
             if use_dfl:
                 sd, td = student_outs[2][i], teacher_outs[2][i]
                 if sd.dim() == 4 and sd.shape[-1] > 1:  # reg_max > 1
                     loss = loss + self.dfl_weight * self._kl(
-                        sd.reshape(-1, sd.shape[-1]).float(),
-                        td.reshape(-1, td.shape[-1]).float(), n)
+                        sd.reshape(-1, sd.shape[-1]),
+                        td.reshape(-1, td.shape[-1]), n)
         return self._over_levels(loss, len(s_cls))

@@ -16,7 +16,7 @@ the block, so evaluation, BN re-estimation and the first (initialising)
 steps stay eager.
 """
 import contextlib
-from typing import Callable, Dict, List, Optional, Union
+from typing import Callable, Dict, List, Optional, Sequence, Union
 
 import torch
 import torch.nn as nn
@@ -42,7 +42,9 @@ class CompiledParts:
     Args:
         detector: the model whose parts are compiled (in place: the module
             objects stay the same, so hooks, recorders and checkpoints see
-            no difference).
+            no difference), or several models (e.g. a student and its
+            frozen teacher, whose no-grad calls compile to inference
+            graphs).
         options: ``torch.compile`` keyword arguments (``mode``,
             ``dynamic``, ``backend``, ...).
 
@@ -53,7 +55,8 @@ class CompiledParts:
     """
 
     @classmethod
-    def build(cls, detector: nn.Module, options: Union[bool, Dict],
+    def build(cls, detector: Union[nn.Module, Sequence[nn.Module]],
+              options: Union[bool, Dict],
               key: str) -> Optional['CompiledParts']:
         """From a config value: ``False`` / ``None`` (off), ``True`` or a
         dict of ``torch.compile`` arguments; anything else is a
@@ -69,11 +72,14 @@ class CompiledParts:
                 f'{options!r}')
         return cls(detector, options, key)
 
-    def __init__(self, detector: nn.Module, options: Dict,
-                 key: str = 'compile'):
-        self.names = [n for n in PARTS if _get(detector, n) is not None]
-        self.modules: List[nn.Module] = [_get(detector, n)
-                                         for n in self.names]
+    def __init__(self, detector: Union[nn.Module, Sequence[nn.Module]],
+                 options: Dict, key: str = 'compile'):
+        detectors = [detector] if isinstance(detector, nn.Module) \
+            else list(detector)
+        self.names = [n for n in PARTS if _get(detectors[0], n) is not None]
+        self.modules: List[nn.Module] = [
+            _get(d, n) for d in detectors for n in PARTS
+            if _get(d, n) is not None]
         self.options, self.key = dict(options), key
         self.enabled = True
         self._fns = [None] * len(self.modules)

@@ -388,14 +388,18 @@ def _step(algo, data):
 def test_compile_runs_the_student_as_graphs_with_the_same_losses():
     """``compile``: the first (initialising) step eager, then the
     student's backbone, neck and head module as whole graphs (traced
-    fake quantizers, recorders included; no graph break), and L_KD,
-    giving the eager losses and gradients.  ``aot_eager``: dynamo +
-    AOTAutograd without inductor's C++ build (the fused kernels are tested in
+    fake quantizers, recorders included; no graph break), the teacher's
+    as inference graphs, and L_KD and the IoU term, giving the eager
+    losses and gradients.  ``aot_eager``: dynamo + AOTAutograd without
+    inductor's C++ build (the fused kernels are tested in
     test_lsq_fake_quantize)."""
     from torch._dynamo.utils import counters
     torch.manual_seed(0)
-    eager = yolo_algo()
-    compiled = yolo_algo(compile=dict(backend='aot_eager'))
+    # conf_thr=0: every prior counts, the term is not 0 with random heads
+    iou = dict(loss_weights=dict(det=0.04, kd=0.1, feat=1.0, iou=1.0),
+               iou_loss=dict(type='mmzsq.DecodedBoxIoULoss', conf_thr=0.0))
+    eager = yolo_algo(**iou)
+    compiled = yolo_algo(compile=dict(backend='aot_eager'), **iou)
     compiled.load_state_dict(eager.state_dict())
     assert compiled.compiled_parts.names == [
         'backbone', 'neck', 'bbox_head.head_module']
@@ -417,7 +421,9 @@ def test_compile_runs_the_student_as_graphs_with_the_same_losses():
             # quantizers' own kernels compiled)
             n0 = counters['stats']['unique_graphs']
             assert not counters['graph_break']
-    assert counters['stats']['unique_graphs'] - n0 == 4  # + L_KD
+        assert got['loss_iou'] > 0
+    # student and teacher: backbone, neck, head module; L_KD; IoU term
+    assert counters['stats']['unique_graphs'] - n0 == 8
     assert not counters['graph_break']
     # outside the training step the parts run eagerly again
     assert all(m._compiled_call_impl is None
