@@ -226,3 +226,24 @@ def test_mmengine_compile_key_compiles_the_student_not_train_step(
     assert all(fn is not None for fn in parts._fns)
     assert counters['stats']['unique_graphs'] >= len(parts.modules)
     assert not hasattr(runner.model.train_step, '_torchdynamo_orig_callable')
+
+
+def test_auto_num_workers_is_none_without_cuda(tmp_path):
+    """``num_workers='auto'`` (the shipped configs): no worker process on a
+    CPU-only machine, 2 with CUDA; the set read through the shipped
+    ``mmzsq.CachedLoadImageFromFile``."""
+    from mmzsq.engine.runner.zsq_train_loop import (AUTO_WORKERS_CUDA,
+                                                    resolve_num_workers)
+    cfg = zsq_cfg(tmp_path / 'work', str(tmp_path / 'set'))
+    cfg.train_dataloader.update(num_workers='auto', persistent_workers=True)
+    cfg.train_dataloader.dataset.pipeline[0] = dict(
+        type='mmzsq.CachedLoadImageFromFile')
+    runner = build(cfg)
+    runner.train()
+    want = AUTO_WORKERS_CUDA if torch.cuda.is_available() else 0
+    assert runner.train_dataloader.num_workers == want
+    assert runner.train_dataloader.persistent_workers == bool(want)
+    load = runner.train_dataloader.dataset.pipeline.transforms[0]
+    assert len(load._cache) == 4  # every image of the set decoded once
+    assert cfg.train_dataloader.num_workers == 'auto'  # config untouched
+    assert resolve_num_workers(dict(num_workers=3)) == dict(num_workers=3)

@@ -179,7 +179,7 @@ def run_cfg(p, wd, method, bits, fp_ckpt, real_root, extra='', name=None):
 model = dict(init_checkpoint={fp_ckpt!r})
 {warmup}train_dataloader = dict(batch_size={p['qat_batch']}, dataset=dict(
 {data}    pipeline=[
-        dict(type='LoadImageFromFile', backend_args=None),
+        dict(type='mmzsq.CachedLoadImageFromFile', backend_args=None),
         dict(type='LoadAnnotations', with_bbox=True),
         dict(type='YOLOv5KeepRatioResize', scale=({res}, {res})),
         dict(type='LetterResize', scale=({res}, {res}),

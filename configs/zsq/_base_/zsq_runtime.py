@@ -33,7 +33,9 @@ zsq_train_cfg = dict(_delete_=True, type='mmzsq.ZSQTrainLoop',
 # 2-8 iterations per epoch at batch 8); with the upstream DefaultSampler
 # MMEngine's loop sleeps 2 s and restarts the workers at every epoch end
 # (measured in `make demo`: 1.0 s of each 1.4 s iteration)
-zsq_train_dataloader = dict(batch_size=8, num_workers=2,
+# num_workers='auto' (mmzsq.ZSQTrainLoop): none on a CPU-only machine,
+# where workers take the cores the training step runs on; 2 with CUDA
+zsq_train_dataloader = dict(batch_size=8, num_workers='auto',
                             persistent_workers=False,
                             sampler=dict(type='InfiniteSampler',
                                          shuffle=True))
