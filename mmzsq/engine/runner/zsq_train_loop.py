@@ -3,6 +3,7 @@ import copy
 import os.path as osp
 from typing import Optional
 
+import torch
 from mmengine.model import is_model_wrapper
 from mmengine.runner import IterBasedTrainLoop
 
@@ -67,7 +68,6 @@ def resolve_num_workers(dataloader: dict) -> dict:
     :data:`AUTO_WORKERS_CUDA`, so loading overlaps the GPU's work."""
     if dataloader.get('num_workers') != 'auto':
         return dataloader
-    import torch
     n = AUTO_WORKERS_CUDA if torch.cuda.is_available() else 0
     dataloader['num_workers'] = n
     if n == 0:

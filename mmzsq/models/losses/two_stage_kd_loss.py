@@ -1,7 +1,7 @@
 """Prediction distillation loss for two-stage (RPN + RoI) detectors."""
 import torch.nn as nn
 from mmzsq.registry import MODELS
-from .binary_kl import KDReduction
+from .kd_kl import KDReduction
 
 
 @MODELS.register_module()
@@ -30,7 +30,7 @@ class TwoStageKDLoss(KDReduction, nn.Module):
         super().__init__()
         self.tau = tau
         self.rpn_weight, self.roi_weight = rpn_weight, roi_weight
-        self._init_reduction(tau, reduction)
+        self._init_reduction(reduction)
 
     def forward(self, s_rpn_cls, t_rpn_cls, s_roi_cls=None, t_roi_cls=None):
         loss = 0

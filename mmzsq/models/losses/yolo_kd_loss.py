@@ -2,7 +2,7 @@
 import torch.nn as nn
 
 from mmzsq.registry import MODELS
-from .binary_kl import KDReduction
+from .kd_kl import KDReduction
 
 
 @MODELS.register_module()
@@ -33,7 +33,7 @@ class YOLOKDLoss(KDReduction, nn.Module):
         self.tau = tau
         self.num_base_priors = num_base_priors
         self.cls_weight, self.obj_weight = cls_weight, obj_weight
-        self._init_reduction(tau, reduction)
+        self._init_reduction(reduction)
 
     def _per_anchor(self, x):
         """``[B, A*C, H, W]`` -> ``[B*A, C, H, W]`` (a view: the classes
@@ -86,7 +86,7 @@ class YOLOv8KDLoss(KDReduction, nn.Module):
         super().__init__()
         self.tau = tau
         self.cls_weight, self.dfl_weight = cls_weight, dfl_weight
-        self._init_reduction(tau, reduction)
+        self._init_reduction(reduction)
 
     def forward(self, student_outs, teacher_outs):
         s_cls, t_cls = student_outs[0], teacher_outs[0]

@@ -4,7 +4,7 @@ import pytest
 import torch
 from mmrazor.models import KLDivergence
 
-from mmzsq.models.losses.binary_kl import bernoulli_kl, softmax_kl
+from mmzsq.models.losses.kd_kl import bernoulli_kl, softmax_kl
 
 
 def _grads(fn, s, t):

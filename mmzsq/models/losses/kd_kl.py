@@ -64,7 +64,7 @@ class KDReduction:
     level, levels averaged) or ``'image'`` (Eq. 7: ``tau^2 * sum KL / N``,
     N images, summed over rows and levels)."""
 
-    def _init_reduction(self, tau, reduction):
+    def _init_reduction(self, reduction):
         self.reduction = check_kd_reduction(reduction)
 
     def _kl(self, s, t, num_images):
