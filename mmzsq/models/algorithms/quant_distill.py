@@ -442,6 +442,14 @@ class QuantDistillAlgorithm(BaseAlgorithm):
         # train and back to eval each time); it stays in eval mode
         if not isinstance(mode, bool):
             raise ValueError('training mode is expected to be boolean')
+        # every iteration's call finds the flags as the last one left them
+        # (unless e.g. a validation ran): checking them is 40 us, setting
+        # them again 2.9 ms (YOLOv5n W4A8, 803 modules; 2 % of a compiled
+        # 160-px step)
+        last = self.__dict__.get('_mode_flags')
+        if last is not None and last[0] is mode and all(
+                m.training is flag for m, flag in last[1]):
+            return self
         self.training = mode
         for child in self.children():
             if child is not self.teacher:
@@ -452,6 +460,9 @@ class QuantDistillAlgorithm(BaseAlgorithm):
             for m in self.architecture.modules():
                 if isinstance(m, _BatchNorm):
                     m.eval()
+        # (in __dict__ directly: a plain list, no submodule registration)
+        self.__dict__['_mode_flags'] = (mode, [(m, m.training)
+                                               for m in self.modules()])
         return self
 
     @torch.no_grad()

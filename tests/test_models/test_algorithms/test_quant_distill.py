@@ -369,8 +369,17 @@ def test_train_mode_leaves_the_teacher_in_eval():
     algo.teacher.backbone.stem.train()
     algo.train()
     assert not any(m.training for m in algo.teacher.modules())
+    # a repeated train() skips the work only while every flag is as it left
+    # them: a student module someone set to eval is put back too
+    conv = algo.architecture.neck.reduce_layers[2].conv
+    conv.eval()
+    algo.train()
+    assert conv.training
     algo.eval()
     assert not any(m.training for m in algo.modules())
+    algo.train()
+    assert all(m.training for m in algo.architecture.modules()
+               if not isinstance(m, _BatchNorm))
     with pytest.raises(ValueError, match='boolean'):
         algo.train('yes')
 
