@@ -228,6 +228,32 @@ def test_mmengine_compile_key_compiles_the_student_not_train_step(
     assert not hasattr(runner.model.train_step, '_torchdynamo_orig_callable')
 
 
+def test_auto_compile_follows_the_run_length(tmp_path):
+    """``model.compile='auto'`` (the YOLOv5 configs, both stages): the
+    loop compiles runs of ``AUTO_MIN_STEPS`` iterations or more (the
+    shipped 2000), shorter ones (tests, the demo) stay eager."""
+    from mmzsq.models.utils.compiled_parts import (AUTO_MIN_STEPS,
+                                                   CompiledParts)
+    assert CompiledParts.resolve('auto', AUTO_MIN_STEPS - 1) is False
+    assert CompiledParts.resolve('auto', AUTO_MIN_STEPS) is True
+    assert CompiledParts.resolve(dict(backend='x'), 1) == dict(backend='x')
+    hand_set(tmp_path / 'set', classes=[str(i) for i in range(80)], n=4)
+    for iters, want in ((3, False), (AUTO_MIN_STEPS, True)):
+        cfg = zsq_cfg(tmp_path / f'w{iters}', tmp_path / 'set')
+        cfg.train_cfg.synthesis = None
+        cfg.train_cfg.max_iters = iters
+        cfg.model.compile = 'auto'
+        runner = build(cfg)
+        assert runner.model.compiled_parts is None  # undecided until here
+        runner.build_train_loop(runner.cfg.train_cfg)
+        assert (runner.model.compiled_parts is not None) is want, iters
+        assert runner.model.compile_option == 'auto'
+    shipped = Config.fromfile(osp.join(ROOT, 'configs/zsq/yolov5_n_w4a8.py'))
+    assert shipped.model.compile == 'auto'
+    assert shipped.train_cfg.synthesis.compile == 'auto'
+    assert shipped.train_cfg.max_iters >= AUTO_MIN_STEPS
+
+
 def test_auto_num_workers_is_none_without_cuda(tmp_path):
     """``num_workers='auto'`` (the shipped configs): no worker process on a
     CPU-only machine, 2 with CUDA; the set read through the shipped

@@ -13,8 +13,14 @@ model = dict(
     # student BN frozen by default (bn_mode): no SyncBN, which is GPU-only
     architecture=dict(**_base_.model, use_syncbn=False),
     loss_weights=dict(det=0.04, kd=0.1, feat=1.0),
-    kd_loss=dict(type='mmzsq.YOLOKDLoss', tau=4.0))
-train_cfg = dict(_base_.zsq_train_cfg, synthesis=_base_.synthesis)
+    kd_loss=dict(type='mmzsq.YOLOKDLoss', tau=4.0),
+    # torch.compile'd networks in runs of >= 1000 steps (both stages):
+    # YOLOv5n, 2 CPU cores, a Stage II step 16-20 % shorter, a Stage I
+    # batch 22 instead of 31 min; a compile costs 0.5-3 min
+    # (docs/benchmarks.md).  Shorter runs (tests, the demo) stay eager.
+    compile='auto')
+train_cfg = dict(_base_.zsq_train_cfg,
+                 synthesis=dict(_base_.synthesis, compile='auto'))
 optim_wrapper = dict(_base_.zsq_optim_wrapper,
                      paramwise_cfg=_base_.zsq_lsq_paramwise_cfg)
 param_scheduler = [dict(type='CosineAnnealingLR', by_epoch=False,

@@ -74,7 +74,9 @@ class SynthesisLoop(BaseLoop):
     (:class:`~mmzsq.models.utils.CompiledParts`; ALS and the per-image
     losses stay eager).  Each new input size compiles anew (minutes on 2
     CPU cores, seconds from inductor's disk cache), so it pays off in long
-    stages only; default False.
+    stages only; ``'auto'``: on when this loop runs at least
+    :data:`~mmzsq.models.utils.compiled_parts.AUTO_MIN_STEPS` steps (the
+    YOLOv5 configs); default False.
     """
 
     def __init__(self, runner, dataloader=None, *, adapter, writer,
@@ -98,7 +100,7 @@ class SynthesisLoop(BaseLoop):
                  hooks: Sequence = (), log_interval: int = 50,
                  keep_best: bool = False,
                  resolution_scaled_terms: Optional[Dict[str, int]] = None,
-                 compile: Union[bool, dict] = False,
+                 compile: Union[bool, dict, str] = False,
                  on_batch_done=None):
         super().__init__(runner, _Steps(0))
         self.adapter, self.writer = adapter, writer
@@ -138,8 +140,6 @@ class SynthesisLoop(BaseLoop):
         self.channels_last = channels_last and cuda
         if self.channels_last:
             model.to(memory_format=torch.channels_last)
-        self.compiled_parts = CompiledParts.build(model, compile,
-                                                  'synthesis.compile')
         self.seed = seed
         self.progress_bar = progress_bar
         self.hooks = [HOOKS.build(h) if isinstance(h, dict) else h
@@ -151,6 +151,13 @@ class SynthesisLoop(BaseLoop):
         self._t_start, self._steps_run = time.perf_counter(), 0
         self.steps_per_batch = sum(int(s['iters']) for s in self.stages)
         self._max_iters = self.steps_per_batch * len(self.batches)
+        self.compile = CompiledParts.resolve(compile, self._max_iters)
+        if compile == 'auto' and self.compile:
+            runner.logger.info(
+                f"synthesis.compile='auto': the teacher runs compiled "
+                f'({self._max_iters} pixel-update steps)')
+        self.compiled_parts = CompiledParts.build(model, self.compile,
+                                                  'synthesis.compile')
         self.dataloader = _Steps(self._max_iters)
         self._iter = 0
         # state the hooks look at

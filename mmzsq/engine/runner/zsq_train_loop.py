@@ -40,12 +40,15 @@ class ZSQTrainLoop(IterBasedTrainLoop):
     arguments) compiles ``model.train_step``, optimizer step included,
     which dynamo cannot trace; for a model with ``set_compile`` (Stage II's
     algorithm) it becomes ``model.compile``: the student's network is
-    compiled, the loop around it stays eager.
+    compiled, the loop around it stays eager.  ``model.compile='auto'``
+    (the YOLOv5 configs) is decided here, by ``max_iters``
+    (:func:`resolve_auto_compile`).
     """
 
     def __init__(self, runner, dataloader, max_iters: int,
                  synthesis: Optional[dict] = None, **kwargs):
         compile_to_model(runner)
+        resolve_auto_compile(runner, max_iters)
         self.synthesis_stats = None
         if isinstance(dataloader, dict):
             dataloader = resolve_num_workers(copy.deepcopy(dataloader))
@@ -88,6 +91,20 @@ def compile_to_model(runner):
     runner.logger.info(
         'compile: the student network is compiled for training '
         '(model.compile), not train_step with its optimizer step')
+
+
+def resolve_auto_compile(runner, max_iters: int):
+    """``model.compile='auto'``: compiled for runs of at least
+    :data:`~mmzsq.models.utils.compiled_parts.AUTO_MIN_STEPS`
+    iterations."""
+    model = runner.model.module if is_model_wrapper(runner.model) \
+        else runner.model
+    if getattr(model, 'compile_option', None) != 'auto':
+        return
+    if model.resolve_compile(max_iters):
+        runner.logger.info(
+            f"model.compile='auto': the student and teacher networks run "
+            f'compiled ({max_iters} iterations)')
 
 
 def set_dir_of(dataset: dict) -> str:

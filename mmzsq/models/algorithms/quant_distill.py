@@ -182,9 +182,12 @@ class QuantDistillAlgorithm(BaseAlgorithm):
             compiled step pays the compile (about 2-4 min on 2 CPU cores,
             seconds from inductor's disk cache), so it pays off in long
             runs; where it fails, one warning and training goes on
-            eagerly.  MMEngine's own ``compile=True`` (which would compile
-            ``train_step`` and the optimizer with it) is turned into this.
-            Default False.
+            eagerly.  ``'auto'`` (the YOLOv5 configs): on for runs of at
+            least :data:`~mmzsq.models.utils.compiled_parts.AUTO_MIN_STEPS`
+            iterations, decided by :class:`~mmzsq.engine.ZSQTrainLoop`
+            (eager elsewhere).  MMEngine's own ``compile=True`` (which
+            would compile ``train_step`` and the optimizer with it) is
+            turned into this.  Default False.
     """
 
     def __init__(self,
@@ -204,7 +207,7 @@ class QuantDistillAlgorithm(BaseAlgorithm):
                  freeze_bn_stats: Optional[bool] = None,
                  soft_label: Optional[Dict] = None,
                  iou_loss: Optional[Dict] = None,
-                 compile: Union[bool, Dict] = False,
+                 compile: Union[bool, Dict, str] = False,
                  data_preprocessor: Optional[Dict] = None,
                  init_cfg: Optional[Dict] = None):
         bn_mode = resolve_bn_mode(bn_mode, bn_momentum, freeze_bn_stats,
@@ -242,16 +245,29 @@ class QuantDistillAlgorithm(BaseAlgorithm):
         self.compiled_parts = None
         self.set_compile(compile)
 
-    def set_compile(self, options: Union[bool, Dict]):
+    def set_compile(self, options: Union[bool, Dict, str]):
         """Compile the student's parts for training (``True`` or
-        ``torch.compile`` arguments) or not (``False``)."""
+        ``torch.compile`` arguments) or not (``False``); ``'auto'``: not
+        until :meth:`resolve_compile` knows the run's length."""
+        self.compile_option = options
         # the teacher's parts too: its no-grad forward compiles to an
         # inference graph (YOLOv5n, 160 px, batch 8, 2 threads: 26 -> 16 ms)
         self.compiled_parts = CompiledParts.build(
-            [self.architecture, self.teacher], options, 'model.compile')
+            [self.architecture, self.teacher],
+            CompiledParts.resolve(options, 0), 'model.compile')
         # checked before every compiled step
         self._fake_quants = [m for m in self.architecture.modules()
                              if isinstance(m, LSQFakeQuantize)]
+
+    def resolve_compile(self, max_iters: int) -> bool:
+        """``compile='auto'`` for a run of ``max_iters`` iterations (see
+        :data:`~mmzsq.models.utils.compiled_parts.AUTO_MIN_STEPS`); whether
+        the training steps run compiled."""
+        if isinstance(self.compile_option, str) and \
+                self.compile_option == 'auto':
+            self.set_compile(CompiledParts.resolve('auto', max_iters))
+            self.compile_option = 'auto'
+        return self.compiled_parts is not None
 
     def _compiled_parts(self):
         """The student's compiled parts when this step can use them:

@@ -36,6 +36,15 @@ def _get(obj, dotted: str) -> Optional[nn.Module]:
     return obj if isinstance(obj, nn.Module) else None
 
 
+#: ``compile='auto'`` compiles runs of at least this many training (Stage
+#: II) or pixel-update (Stage I) steps.  A compile costs about 100-170 s on
+#: 2 CPU cores (about 30 s from inductor's disk cache) and saves 15-25 % of
+#: a step: a 320-px Stage II run repays it after about 1300 steps with a
+#: cold cache, 400 with a warm one (docs/benchmarks.md); the shipped
+#: 2000-iteration runs are past that, tests and demos are not.
+AUTO_MIN_STEPS = 1000
+
+
 class CompiledParts:
     """Compiles ``detector``'s :data:`PARTS` (those it has).
 
@@ -54,6 +63,15 @@ class CompiledParts:
     repeated eagerly and the parts stay eager from then on.
     """
 
+    @staticmethod
+    def resolve(options: Union[bool, Dict, str], steps: int):
+        """A ``compile`` config value for a run of ``steps`` steps:
+        ``'auto'`` is ``True`` from :data:`AUTO_MIN_STEPS` steps on, else
+        ``False``; other values are returned as they are."""
+        if isinstance(options, str) and options == 'auto':
+            return steps >= AUTO_MIN_STEPS
+        return options
+
     @classmethod
     def build(cls, detector: Union[nn.Module, Sequence[nn.Module]],
               options: Union[bool, Dict],
@@ -67,9 +85,9 @@ class CompiledParts:
             options = dict()
         if not isinstance(options, dict):
             raise ConfigError(
-                f'{key} must be True, False or a dict of torch.compile '
-                f'arguments (e.g. dict(mode="max-autotune")), got '
-                f'{options!r}')
+                f"{key} must be True, False, 'auto' or a dict of "
+                'torch.compile arguments (e.g. dict(mode="max-autotune")), '
+                f'got {options!r}')
         return cls(detector, options, key)
 
     def __init__(self, detector: Union[nn.Module, Sequence[nn.Module]],
