@@ -23,9 +23,11 @@ def speed(*args, timeout=120):
 
 
 def test_synthesis_speed_json():
+    # Stage I times whole ALS intervals: 2 steps round up to one of 3
     r = speed('--json', '--res', '64', '--batch', '2', '--iters', '2',
               '--warmup', '1', '--checkpoint', 'random', '--device', 'cpu',
-              '--flops')
+              '--flops', '--no-compile', '--cfg-options',
+              'train_cfg.synthesis.als.interval=3')
     assert r.returncode == 0, r.stderr[-3000:]
     lines = r.stdout.strip().splitlines()
     assert len(lines) == 1, r.stdout[-2000:]  # the logs went to stderr
@@ -39,7 +41,9 @@ def test_synthesis_speed_json():
         res['stage2_img_s'] / res['stage2_floor_img_s'])
     assert res['stage1_precision'] == res['stage2_precision'] == 'fp32'
     assert (res['res'], res['batch'], res['threads']) == (64, 2, 1)
+    assert (res['iters'], res['stage1_iters']) == (2, 3)
     assert res['compile'] is False
+    assert res['stage1_compile'] is res['stage2_compile'] is False
     assert 0 < res['stage1_gflop_per_img_it'] < 10
     assert res['stage1_write_s'] > 0
 
@@ -102,7 +106,8 @@ def test_synthesis_speed_stage2_bf16_on_cpu():
     CUDA-only).  The wrapper itself: test_cpu_autocast_optim_wrapper.py."""
     r = speed('--json', '--res', '64', '--batch', '2', '--iters', '2',
               '--warmup', '1', '--checkpoint', 'random', '--device', 'cpu',
-              '--amp')
+              '--amp', '--no-compile', '--cfg-options',
+              'train_cfg.synthesis.als.interval=2')
     assert r.returncode == 0, r.stderr[-3000:]
     res = json.loads(r.stdout.strip().splitlines()[-1])
     assert res['stage2_precision'] == 'bf16 autocast'

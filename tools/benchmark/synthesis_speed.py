@@ -17,7 +17,14 @@
 #   python tools/benchmark/synthesis_speed.py                 # a table
 #   python tools/benchmark/synthesis_speed.py --json          # one line
 #   python tools/benchmark/synthesis_speed.py --res 640 --batch 32 --flops
-#   python tools/benchmark/synthesis_speed.py --compile  # torch.compile'd nets
+#   python tools/benchmark/synthesis_speed.py --no-compile  # both eager
+#
+# The loops run as the config runs them at its own length: the YOLOv5
+# configs' compile='auto' compiles their 2000-step runs, so by default both
+# loops are timed compiled (the first run of a size pays the compile in
+# its warm-up: about 3 min on 2 cores, under a minute from inductor's disk
+# cache).  Stage I is timed over whole ALS intervals (ALS at the config's
+# rate); the floors over as many steps as ours.
 #
 # `*_over_floor` = our rate / the floor's rate: the share of the bare
 # network's speed our loop reaches (1.0 = no overhead; [Speed]'s target is
@@ -51,7 +58,9 @@ def parse_args(argv=None):
     ap.add_argument('--res', type=int, default=160,
                     help='resolution of both stages (multiple of 32)')
     ap.add_argument('--batch', type=int, default=8)
-    ap.add_argument('--iters', type=int, default=10, help='timed iterations')
+    ap.add_argument('--iters', type=int, default=20,
+                    help='timed iterations (Stage I: rounded up to whole '
+                    'ALS intervals of the config, 50 in the shipped ones)')
     ap.add_argument('--warmup', type=int, default=3,
                     help='untimed iterations first')
     ap.add_argument('--checkpoint', default=None,
@@ -73,11 +82,15 @@ def parse_args(argv=None):
                     'is CUDA-only); Stage II with --amp in CPU bf16 autocast '
                     '(the forward, as AmpOptimWrapper does on CUDA; '
                     'AmpOptimWrapper itself refuses CPUs)')
-    ap.add_argument('--compile', action='store_true',
+    ap.add_argument('--compile', action=argparse.BooleanOptionalAction,
+                    default=None,
                     help='both loops with their networks compiled '
                     '(train_cfg.synthesis.compile and model.compile: the '
-                    'teacher in Stage I, the quantized student in Stage II; '
-                    'the compile itself falls into the warm-up)')
+                    'teacher in Stage I, the quantized student and the '
+                    'teacher in Stage II; the compile itself falls into the '
+                    'warm-up); --no-compile: both eager; default: as the '
+                    "config runs them, its 'auto' decided by the config's "
+                    'own run length (YOLOv5: compiled)')
     ap.add_argument('--stages', nargs='+', choices=['1', '2'],
                     default=['1', '2'])
     ap.add_argument('--flops', action='store_true',
@@ -96,9 +109,6 @@ def parse_args(argv=None):
             ap.error(f'--{k} must be >= 1')
     if args.warmup < 0:
         ap.error('--warmup must be >= 0')
-    if args.compile and args.warmup < 2:
-        ap.error('--compile needs --warmup >= 2 (Stage II compiles at its '
-                 'second step, after the quantizers are initialised)')
     return args
 
 
@@ -198,9 +208,32 @@ def load_cfg(args):
     if not (cfg.get('train_cfg') or {}).get('synthesis'):
         sys.exit(f'error: {args.config} has no train_cfg.synthesis; give a '
                  'zero-shot config such as ' + DEFAULT_CONFIG)
-    if args.compile:
-        cfg.model.compile = cfg.train_cfg.synthesis.compile = True
+    args.stage1_compile, args.stage2_compile = compile_of(cfg, args)
+    cfg.train_cfg.synthesis.compile = args.stage1_compile
+    cfg.model.compile = args.stage2_compile
+    if (args.stage1_compile or args.stage2_compile) and args.warmup < 2:
+        sys.exit('error: compiled loops need --warmup >= 2 (Stage II '
+                 'compiles at its second step, after the quantizers are '
+                 'initialised); or give --no-compile')
     return cfg
+
+
+def compile_of(cfg, args):
+    """``(Stage I, Stage II)`` compile values: ``--compile`` /
+    ``--no-compile``, else the config's, whose ``'auto'`` is decided by
+    the config's own run length (its Stage I steps over the whole set,
+    its ``max_iters``), as ``tools/train.py`` would decide it."""
+    from mmzsq.models.utils.compiled_parts import CompiledParts
+    if args.compile is not None:
+        return args.compile, args.compile
+    syn = cfg.train_cfg.synthesis
+    batches = -(-int(syn.get('num_images', 1)) //
+                int(syn.get('batch_size', 1)))
+    steps = sum(int(st['iters']) for st in syn.get('stages', ())) * batches
+    s1 = CompiledParts.resolve(syn.get('compile', False), steps)
+    s2 = CompiledParts.resolve(cfg.model.get('compile', False),
+                               int(cfg.train_cfg.get('max_iters', 0)))
+    return s1, s2
 
 
 def teacher_runner(cfg, ckpt, work_dir, hook):
@@ -225,24 +258,35 @@ def teacher_runner(cfg, ckpt, work_dir, hook):
     return runner
 
 
+def stage1_iters(syn, iters):
+    """Timed Stage I steps: ``iters`` rounded up to whole ALS intervals, so
+    that ALS (a no-grad detection pass every ``als.interval`` steps) weighs
+    in the rate as often as in the config's runs (with 10 timed steps and
+    ALS firing once in them, it weighed 5x its share at interval 50)."""
+    als = syn.get('als')
+    if not als:
+        return iters
+    every = int(als.get('interval', 50))
+    return -(-iters // every) * every
+
+
 def stage1_synthesis(cfg, args):
     """The config's Stage I settings on one batch, one label-sampling
-    stage of ``warmup + iters`` steps, ALS firing inside the timed steps."""
+    stage of ``warmup`` + :func:`stage1_iters` steps, ALS firing at the
+    config's interval, once per interval inside the timed steps."""
     syn = copy.deepcopy(cfg.train_cfg.synthesis.to_dict())
-    n = args.warmup + args.iters
+    n = args.warmup + stage1_iters(syn, args.iters)
     syn.update(num_images=args.batch, batch_size=args.batch,
                stages=[dict(resolution=args.res, iters=n,
                             label_sampling=True)])
     if args.amp is not None:
         syn['amp'] = args.amp
-    if syn.get('als'):
-        syn['als'].update(interval=min(int(syn['als'].get('interval', 50)),
-                                       args.iters),
-                          warmup=0, early_exit=n)
+    if syn.get('als'):  # from the first step (the stage is all timed)
+        syn['als'].update(warmup=0, early_exit=n)
     return syn
 
 
-def stage1_floor(args, teacher, amp, channels_last, flops=False):
+def stage1_floor(args, iters, teacher, amp, channels_last, flops=False):
     """img-it/s of the teacher's fwd + bwd w.r.t. a random input; with
     ``flops``, also the FLOPs of one such image-iteration."""
     import torch
@@ -261,7 +305,7 @@ def stage1_floor(args, teacher, amp, channels_last, flops=False):
         loss.backward()
         x.grad = None
 
-    rate = timed(step, args.warmup, args.iters, args.batch)
+    rate = timed(step, args.warmup, iters, args.batch)
     gflop = None
     if flops:
         from torch.utils.flop_counter import FlopCounterMode
@@ -283,13 +327,16 @@ def stage_one(args, cfg, ckpt, wd, res):
     amp = bool(syn.get('amp', True)) and cuda  # as SynthesisLoop.amp
     cl = bool(syn.get('channels_last', True)) and cuda
     res['stage1_precision'] = 'bf16 autocast' if amp else 'fp32'
+    # the floor over as many steps as ours
+    res['stage1_iters'] = stage1_iters(syn, args.iters)
     res['stage1_floor_img_it_s'], gflop = stage1_floor(
-        args, teacher, amp, cl, args.flops)
+        args, res['stage1_iters'], teacher, amp, cl, args.flops)
     if gflop is not None:
         res['stage1_gflop_per_img_it'] = gflop
     set_dir = osp.join(wd, 'set')
     synthesize_set(runner, teacher, syn, set_dir, ckpt)
-    res['stage1_img_it_s'] = hook.rate(args.warmup, args.iters, args.batch)
+    res['stage1_img_it_s'] = hook.rate(args.warmup, res['stage1_iters'],
+                                       args.batch)
     res['stage1_write_s'] = hook.batches[0] - hook.steps[-1]
     res['stage1_over_floor'] = res['stage1_img_it_s'] / \
         res['stage1_floor_img_it_s']
@@ -377,7 +424,9 @@ def machine(args):
     return dict(device=dev, torch=torch.__version__,
                 threads=torch.get_num_threads(), res=args.res,
                 batch=args.batch, iters=args.iters, warmup=args.warmup,
-                compile=args.compile,
+                compile='config' if args.compile is None else args.compile,
+                stage1_compile=bool(args.stage1_compile),
+                stage2_compile=bool(args.stage2_compile),
                 loadavg_1min=round(os.getloadavg()[0], 2))
 
 
@@ -396,10 +445,15 @@ TABLE = [
 
 
 def print_table(res):
+    s1 = res.get('stage1_iters', res['iters'])
+    s1 = f' (Stage I {s1}: whole ALS intervals)' if s1 != res['iters'] \
+        else ''
     print(f"{res['device']}, torch {res['torch']}, {res['threads']} "
           f"threads, load {res['loadavg_1min']}; {res['res']} px, batch "
-          f"{res['batch']}, {res['iters']} timed + {res['warmup']} warm-up "
-          f"iterations{', compiled' if res['compile'] else ''}; "
+          f"{res['batch']}, {res['iters']}{s1} timed + {res['warmup']} "
+          f"warm-up iterations; compiled: Stage I "
+          f"{'yes' if res['stage1_compile'] else 'no'}, Stage II "
+          f"{'yes' if res['stage2_compile'] else 'no'}; "
           f"checkpoint: {res['checkpoint']}")
     print('| stage | what | precision | rate |')
     print('|---|---|---|---|')
