@@ -71,9 +71,10 @@ class CompiledLSQ(torch.autograd.Function):
     ``g`` is the gradient scale; the step size's gradient goes to ``scale``
     (times ``sign(scale)``).
 
-    Inside a model that ``torch.compile`` traces, the same two functions
-    are traced into the model's graph (fused with the layers around them)
-    instead of being called as kernels of their own.
+    Eager steps only: inside a model that ``torch.compile`` traces, the
+    quantizer takes its straight-through form instead
+    (:meth:`LSQFakeQuantize._traced`; an autograd.Function in a graph keeps
+    AOTAutograd from caching it).
     """
 
     @staticmethod
@@ -82,8 +83,6 @@ class CompiledLSQ(torch.autograd.Function):
         s = (a - a * g) + a * g
         ctx.save_for_backward(x, scale, s)
         ctx.g, ctx.qn, ctx.qp = g, float(qn), float(qp)
-        if torch.compiler.is_compiling():
-            return _forward(x, s, ctx.qn, ctx.qp)
         # detach: a Parameter (a weight) would be its own graph, with
         # static shapes
         return FORWARD(x.detach(), s, ctx.qn, ctx.qp)
@@ -91,10 +90,7 @@ class CompiledLSQ(torch.autograd.Function):
     @staticmethod
     def backward(ctx, gy):
         x, scale, s = ctx.saved_tensors
-        if torch.compiler.is_compiling():
-            gx, gs = _backward(gy, x, s, ctx.qn, ctx.qp)
-        else:
-            gx, gs = BACKWARD(gy, x.detach(), s, ctx.qn, ctx.qp)
+        gx, gs = BACKWARD(gy, x.detach(), s, ctx.qn, ctx.qp)
         gscale = None
         if ctx.needs_input_grad[1]:
             gscale = (gs.reshape(scale.shape) * ctx.g) * scale.sgn()

@@ -400,13 +400,12 @@ class LSQFakeQuantize(LearnableFakeQuantize):
         graph (:class:`~mmzsq.models.algorithms.QuantDistill`'s
         ``compile``): no flag is read (each read would break the graph),
         so the caller runs it only on initialised quantizers with fake
-        quantization on and the observer off.  Per-tensor symmetric: the
-        two functions of :class:`CompiledLSQ`; per-channel and LSQ+: the
-        straight-through formulation, autograd giving LSQ's gradients."""
+        quantization on and the observer off.  The straight-through
+        formulation, autograd giving LSQ's gradients: plain operations, so
+        that AOTAutograd caches the graph on disk (an autograd.Function,
+        e.g. :class:`CompiledLSQ`, makes it retrace and repartition the
+        whole graph in every process: about 15 s on 2 cores)."""
         g = 1.0 / math.sqrt(x.numel() / self.scale.numel() * self.quant_max)
-        if not self.per_channel and not self.learn_offset:
-            return compiled_lsq.CompiledLSQ.apply(
-                x, self.scale, self.eps, g, self.quant_min, self.quant_max)
         a = self.scale.abs() + self.eps
         s = self._view((a - a * g).detach() + a * g, x)
         beta = None

@@ -89,7 +89,12 @@ class BNStatisticsLoss(nn.Module):
         # E[x^2] - E[x]^2: the same (biased) variance as x.var to ~1e-7,
         # at a fraction of its cost on CPU (measured: var was 8-15x the BN
         # layer's own time); both moments in one autograd node
-        mean, sq_mean = _Moments.apply(x, dims)
+        if torch.compiler.is_compiling():
+            # traced: the compiler fuses autograd's chain itself, and a
+            # graph without an autograd.Function is cached on disk
+            mean, sq_mean = x.mean(dims), (x * x).mean(dims)
+        else:
+            mean, sq_mean = _Moments.apply(x, dims)
         # the distances are taken for all layers at once in forward(): per
         # layer, two norms and their arithmetic were ~10 tiny autograd
         # nodes each (57 layers on YOLOv5n)

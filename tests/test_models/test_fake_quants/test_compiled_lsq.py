@@ -130,3 +130,16 @@ def test_traced_step_inside_a_compiled_model(kw):
     assert torch.equal(got_y, want_y)
     for got, want in zip(got_g, want_g):
         torch.testing.assert_close(got, want, rtol=1e-5, atol=1e-6)
+    # plain operations only: an autograd.Function in the graph keeps
+    # AOTAutograd from caching it on disk (a retrace in every process)
+    graphs = []
+
+    def record(gm, example_inputs):
+        graphs.append(gm)
+        return gm.forward
+
+    torch._dynamo.reset()
+    torch.compile(qe, backend=record, fullgraph=True)(x)
+    assert graphs
+    assert not [n for g in graphs for n in g.graph.nodes
+                if 'autograd_function_apply' in str(n.target)]

@@ -284,6 +284,40 @@ def test_bn_loss_one_node_moments_match_autograd(per_image, channels_last):
         assert torch.allclose(a.grad, b.grad, rtol=1e-6, atol=1e-9)
 
 
+def test_bn_loss_traced_without_an_autograd_function():
+    """Inside ``torch.compile`` (``synthesis.compile``) the hook's moments
+    are plain operations, so AOTAutograd caches the teacher's graphs on
+    disk, with the eager loss and gradient."""
+    from mmzsq.models.losses import BNStatisticsLoss
+    torch.manual_seed(0)
+    bn = torch.nn.BatchNorm2d(8).eval()
+    bn.running_var.uniform_(0.5, 2)
+    x = torch.randn(2, 8, 6, 6)
+    loss = BNStatisticsLoss().register(bn)
+    graphs = []
+
+    def record(gm, example_inputs):
+        graphs.append(gm)
+        return gm.forward
+
+    def step(inp):
+        bn(inp)
+        return loss()
+
+    torch._dynamo.reset()
+    a, b = x.clone().requires_grad_(True), x.clone().requires_grad_(True)
+    got = torch.compile(step, backend=record, fullgraph=True)(a)
+    got.backward()
+    want = step(b)
+    want.backward()
+    loss.remove()
+    assert graphs
+    assert not [n for g in graphs for n in g.graph.nodes
+                if 'autograd_function_apply' in str(n.target)]
+    assert torch.allclose(got, want, rtol=1e-6)
+    assert torch.allclose(a.grad, b.grad, rtol=1e-5, atol=1e-7)
+
+
 @pytest.mark.parametrize('per_image', [False, True])
 def test_bn_loss_of_layers_of_different_widths_matches_autograd(per_image):
     """All layers' distances at once (concatenated channels, per-layer
