@@ -4,6 +4,7 @@ from typing import Optional
 from mmcv.transforms import LoadImageFromFile
 
 from mmzsq.registry import TRANSFORMS
+from mmzsq.utils.errors import ConfigError
 
 
 @TRANSFORMS.register_module()
@@ -33,8 +34,8 @@ class CachedLoadImageFromFile(LoadImageFromFile):
     def __init__(self, max_cache_mb: float = 4096, **kwargs):
         super().__init__(**kwargs)
         if not max_cache_mb >= 0:
-            raise ValueError(f'max_cache_mb={max_cache_mb!r}: give a size '
-                             'in MiB >= 0 (0 caches nothing)')
+            raise ConfigError(f'max_cache_mb={max_cache_mb!r}: give a size '
+                              'in MiB >= 0 (0 caches nothing)')
         self.max_cache_bytes = max_cache_mb * 2**20
         self._cache, self._cached_bytes = {}, 0
 

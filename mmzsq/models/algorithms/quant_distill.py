@@ -250,24 +250,25 @@ class QuantDistillAlgorithm(BaseAlgorithm):
         ``torch.compile`` arguments) or not (``False``); ``'auto'``: not
         until :meth:`resolve_compile` knows the run's length."""
         self.compile_option = options
-        # the teacher's parts too: its no-grad forward compiles to an
-        # inference graph (YOLOv5n, 160 px, batch 8, 2 threads: 26 -> 16 ms)
-        self.compiled_parts = CompiledParts.build(
-            [self.architecture, self.teacher],
-            CompiledParts.resolve(options, 0), 'model.compile')
-        # checked before every compiled step
-        self._fake_quants = [m for m in self.architecture.modules()
-                             if isinstance(m, LSQFakeQuantize)]
+        self._build_compiled_parts(False if options == 'auto' else options)
 
     def resolve_compile(self, max_iters: int) -> bool:
         """``compile='auto'`` for a run of ``max_iters`` iterations (see
         :data:`~mmzsq.models.utils.compiled_parts.AUTO_MIN_STEPS`); whether
         the training steps run compiled."""
-        if isinstance(self.compile_option, str) and \
-                self.compile_option == 'auto':
-            self.set_compile(CompiledParts.resolve('auto', max_iters))
-            self.compile_option = 'auto'
+        if self.compile_option == 'auto':
+            self._build_compiled_parts(
+                CompiledParts.resolve('auto', max_iters))
         return self.compiled_parts is not None
+
+    def _build_compiled_parts(self, options: Union[bool, Dict]):
+        # the teacher's parts too: its no-grad forward compiles to an
+        # inference graph (YOLOv5n, 160 px, batch 8, 2 threads: 26 -> 16 ms)
+        self.compiled_parts = CompiledParts.build(
+            [self.architecture, self.teacher], options, 'model.compile')
+        # checked before every compiled step
+        self._fake_quants = [m for m in self.architecture.modules()
+                             if isinstance(m, LSQFakeQuantize)]
 
     def _compiled_parts(self):
         """The student's compiled parts when this step can use them:
